@@ -1,0 +1,38 @@
+# Two commands on a fresh machine:  make demo   and   make test
+PY      ?= python3
+VENV    := .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.installed-stamp
+SHARED  ?= ../shared/data/dev
+
+.PHONY: demo test install bench clean samples
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+# torch first, pinned to the local CPU wheel, so nothing later can pull a CUDA build.
+$(STAMP): $(BIN)/python requirements.txt pyproject.toml
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -r requirements.txt
+	# MTCNN weights (MIT). Its metadata pins an old torch + torchvision, so no deps.
+	$(BIN)/pip install --quiet --no-deps facenet-pytorch==2.6.0
+	$(BIN)/pip install --quiet --no-deps -e .
+	touch $(STAMP)
+
+install: $(STAMP)
+
+samples: $(STAMP)
+	$(BIN)/python -m fak3zer0.samples --out samples
+
+demo: samples
+	$(BIN)/fak3zer0 detect samples $(shell $(BIN)/python -m fak3zer0.samples --shared-list $(SHARED))
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q tests
+
+bench: $(STAMP)
+	$(BIN)/python bench/detect_speed.py
+
+clean:
+	rm -rf $(VENV) samples build *.egg-info src/*.egg-info

@@ -1,0 +1,24 @@
+"""The one place for default settings shared by the CLI, the API, the server and the scanner."""
+from __future__ import annotations
+
+DEFAULT_MODEL = "fak3zer0-default"
+DEFAULT_FRAMES = 32
+DEFAULT_THRESHOLD = 0.5
+DEFAULT_DEVICE = "auto"
+DEFAULT_FACE_DETECTOR = "mtcnn"
+#: Largest side the face detector sees; faces are cropped from the full-resolution frame.
+DETECT_MAX_SIDE = 640
+#: Smallest face (pixels, in the detector's downscaled frame) MTCNN looks for.
+MIN_FACE_SIZE = 24
+#: Crop = face box enlarged by this factor around its centre (square).
+CROP_MARGIN = 1.3
+#: At most this many face tracks are scored per input (largest / most consistent first).
+MAX_TRACKS = 4
+#: Refuse images/videos with more pixels per frame than this (decompression bombs).
+MAX_PIXELS = 8192 * 8192
+#: Refuse files larger than this many bytes (0 = no limit).
+MAX_FILE_BYTES = 0
+
+VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".3gp", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv")
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
+MEDIA_EXTENSIONS = VIDEO_EXTENSIONS + IMAGE_EXTENSIONS

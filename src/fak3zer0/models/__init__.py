@@ -1,0 +1,17 @@
+"""Model zoo. Importing this package registers every model family.
+
+Add a family: write ``fak3zer0/models/<family>.py`` with ``@register_model`` builders
+and add one import line below.
+"""
+from fak3zer0.models.registry import (  # noqa: F401
+    REGISTRY,
+    InputSpec,
+    ModelEntry,
+    create_model,
+    list_models,
+    model_entry,
+    register_model,
+)
+
+# --- families (one line each) ---
+from fak3zer0.models import meso  # noqa: F401,E402
