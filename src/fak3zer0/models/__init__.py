@@ -15,3 +15,4 @@ from fak3zer0.models.registry import (  # noqa: F401
 
 # --- families (one line each) ---
 from fak3zer0.models import meso  # noqa: F401,E402
+from fak3zer0.models import efficientnet  # noqa: F401,E402

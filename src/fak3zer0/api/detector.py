@@ -1,0 +1,251 @@
+"""The detector: media -> faces -> model -> calibrated verdict, per face and per frame.
+
+Two stages, so the batch scanner can run them in different processes:
+
+* :meth:`Detector.prepare` (CPU): probe, sample frames, detect/track/crop faces. Never raises;
+  a bad input comes back with ``error`` set.
+* :meth:`Detector.score`: run the model on the crops of one or many prepared inputs in
+  batches and build :class:`VideoVerdict` objects.
+
+:meth:`Detector.detect` does both for one path.
+"""
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable, Iterator
+
+import numpy as np
+import torch
+
+from fak3zer0 import defaults
+from fak3zer0.api.results import FaceVerdict, FrameScore, VideoVerdict
+from fak3zer0.errors import Fak3Zer0Error, MediaError, ModelError
+from fak3zer0.faces import FaceExtraction, build_face_detector, extract_faces, track_crops
+from fak3zer0.media import MediaInfo, probe_media, sample_frames
+from fak3zer0.models.inputs import crops_to_tensor, landmarks_to_tensor, pad_indices, sequence_to_tensor, window_starts
+
+ProgressFn = Callable[[str, int, int], None]
+
+
+@dataclass
+class PreparedMedia:
+    """Output of the CPU stage for one input."""
+
+    path: str
+    info: MediaInfo | None = None
+    faces: FaceExtraction | None = None
+    error: str | None = None
+    seconds: float = 0.0
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ModelError("--device cuda was asked for but no CUDA GPU is available; use --device cpu")
+    return torch.device(device)
+
+
+def aggregate(probs: np.ndarray, rule: str) -> float:
+    """Combine frame probabilities of one face: ``mean``, ``median``, ``logit_mean`` or ``top_half``."""
+    p = np.clip(np.asarray(probs, dtype=np.float64), 1e-6, 1 - 1e-6)
+    if rule == "median":
+        return float(np.median(p))
+    if rule == "logit_mean":
+        z = np.log(p / (1 - p)).mean()
+        return float(1 / (1 + np.exp(-z)))
+    if rule == "top_half":
+        return float(np.sort(p)[len(p) // 2:].mean())
+    return float(p.mean())
+
+
+def _safe_stem(path: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", Path(path).stem)[:80] or "input"
+
+
+class Detector:
+    """Deepfake detector. ``Detector().detect("clip.mp4")`` -> :class:`VideoVerdict`.
+
+    Args:
+        model: shipped model name, checkpoint path, or ``arch:weights`` (see ``fak3zer0 models``).
+        frames: how many frames to sample over the whole clip.
+        threshold: fake probability at or above which the verdict is "fake" (default: the model's).
+        device: ``cpu``, ``cuda`` or ``auto``.
+        face_detector: ``mtcnn`` (default) or ``haar``.
+    """
+
+    def __init__(
+        self,
+        model: str = defaults.DEFAULT_MODEL,
+        *,
+        frames: int = defaults.DEFAULT_FRAMES,
+        threshold: float | None = None,
+        device: str = defaults.DEFAULT_DEVICE,
+        face_detector: str = defaults.DEFAULT_FACE_DETECTOR,
+        max_tracks: int = defaults.MAX_TRACKS,
+        batch_size: int = 64,
+    ) -> None:
+        from fak3zer0.models.hub import resolve_model
+
+        if frames < 1:
+            raise Fak3Zer0Error("frames must be at least 1")
+        self.loaded = resolve_model(model)
+        self.device = resolve_device(device)
+        self.model = self.loaded.model.to(self.device).eval()
+        self.spec = self.model.input_spec
+        self.model_name = self.loaded.source or model
+        self.frames = frames
+        self.threshold = self.loaded.threshold if threshold is None else float(threshold)
+        if not 0.0 <= self.threshold <= 1.0:
+            raise Fak3Zer0Error("threshold must be between 0 and 1")
+        self.face_detector_name = face_detector
+        self.face_detector = build_face_detector(face_detector)
+        self.max_tracks = max_tracks
+        self.batch_size = batch_size
+
+    # ------------------------------------------------------------ stage 1: CPU
+    def prepare(self, path: str | Path, progress: ProgressFn | None = None) -> PreparedMedia:
+        path = str(path)
+        t0 = time.perf_counter()
+        out = PreparedMedia(path)
+        try:
+            out.info = probe_media(path)
+            n = 1 if out.info.kind == "image" else self.frames
+            total = min(n, max(out.info.frame_count, 1))
+            cb = (lambda i: progress("faces", i + 1, total)) if progress else None
+            out.faces = extract_faces(sample_frames(path, n, out.info), self.face_detector, self.spec.size,
+                                      max_tracks=self.max_tracks, on_frame=cb)
+        except MediaError as exc:
+            out.error = str(exc)
+        except (OSError, MemoryError) as exc:
+            out.error = f"could not read the file ({type(exc).__name__}: {exc})"
+        except Exception as exc:  # noqa: BLE001 - a decoder bug must not take the batch down
+            out.error = f"unexpected failure while decoding ({type(exc).__name__}: {exc})"
+        out.seconds = time.perf_counter() - t0
+        return out
+
+    # ------------------------------------------------------------ stage 2: model
+    def _logits(self, batches: list[torch.Tensor]) -> np.ndarray:
+        if not batches:
+            return np.zeros(0)
+        outs = []
+        x_all = torch.cat(batches)
+        with torch.inference_mode():
+            for i in range(0, len(x_all), self.batch_size):
+                outs.append(self.model(x_all[i:i + self.batch_size].to(self.device)).float().cpu())
+        return torch.cat(outs).numpy().reshape(-1)
+
+    def _probs(self, logits: np.ndarray) -> np.ndarray:
+        return 1.0 / (1.0 + np.exp(-logits / self.loaded.temperature))
+
+    def _face_inputs(self, track) -> tuple[list[torch.Tensor], list[np.ndarray]]:
+        """Model inputs for one track and, per input, which of the track's items it covers."""
+        spec = self.spec
+        n = len(track)
+        if spec.kind == "frame":
+            return [crops_to_tensor(track_crops(track), spec)], [np.arange(n)]
+        inputs, covers = [], []
+        for s in window_starts(n, spec.frames):
+            idx = np.arange(s, min(s + spec.frames, n))
+            take = idx[pad_indices(len(idx), spec.frames)]
+            if spec.kind == "landmarks":
+                pts = np.stack([self._crop_landmarks(track.items[i][1]) for i in take])
+                inputs.append(landmarks_to_tensor(pts))
+            else:
+                inputs.append(sequence_to_tensor(track_crops(track)[take], spec))
+            covers.append(idx)
+        return inputs, covers
+
+    def _crop_landmarks(self, fb) -> np.ndarray:
+        """Landmarks in crop-normalised coordinates (0..1 across the face crop)."""
+        from fak3zer0.faces.crop import crop_transform, transform_points
+
+        m = crop_transform(fb.box, self.spec.size)
+        return transform_points(fb.landmarks, m) / self.spec.size
+
+    def score(self, prepared: Iterable[PreparedMedia]) -> list[VideoVerdict]:
+        """Score many prepared inputs with batched inference (one model pass over all their faces)."""
+        prepared = list(prepared)
+        tensors: list[torch.Tensor] = []
+        plan = []  # (input idx, track idx, covered item indices, number of model inputs)
+        for i, p in enumerate(prepared):
+            if p.error or p.faces is None:
+                continue
+            for j, track in enumerate(p.faces.tracks):
+                inputs, covers = self._face_inputs(track)
+                tensors.extend(inputs)
+                for cov, x in zip(covers, inputs):
+                    plan.append((i, j, cov, len(x)))
+        t0 = time.perf_counter()
+        probs = self._probs(self._logits(tensors))
+        model_seconds = time.perf_counter() - t0
+        per_item: dict[tuple[int, int], np.ndarray] = {}
+        offset = 0
+        for i, j, cov, count in plan:
+            key = (i, j)
+            arr = per_item.setdefault(key, np.zeros(len(prepared[i].faces.tracks[j])))
+            chunk = probs[offset:offset + count]
+            arr[cov] = chunk if count == len(cov) else chunk[0]
+            offset += count
+        n_with_faces = max(1, sum(1 for p in prepared if p.faces and p.faces.tracks))
+        return [self._verdict(i, p, per_item, model_seconds / n_with_faces) for i, p in enumerate(prepared)]
+
+    def _verdict(self, i: int, p: PreparedMedia, per_item, model_seconds: float) -> VideoVerdict:
+        if p.error:
+            return VideoVerdict.failed(p.path, p.error, model=self.model_name, seconds=p.seconds)
+        frames_used = len(p.faces.frames)
+        if not p.faces.tracks:
+            return VideoVerdict(p.path, "no_face", None, [], frames_used, self.model_name, p.seconds, None)
+        faces = []
+        for j, track in enumerate(p.faces.tracks):
+            probs = per_item[(i, j)]
+            frames = [
+                FrameScore(index=p.faces.frames[pos][0], time_s=p.faces.frames[pos][1],
+                           box=tuple(float(v) for v in fb.box), fake_probability=float(pr))
+                for (pos, fb), pr in zip(track.items, probs)
+            ]
+            faces.append(FaceVerdict(track.track_id, aggregate(probs, self.loaded.aggregation), frames))
+        video_p = max(f.fake_probability for f in faces)
+        verdict = "fake" if video_p >= self.threshold else "real"
+        return VideoVerdict(p.path, verdict, video_p, faces, frames_used, self.model_name,
+                            p.seconds + model_seconds, None)
+
+    # ------------------------------------------------------------ one call
+    def detect(self, path: str | Path, *, heatmap_dir: str | Path | None = None,
+               progress: ProgressFn | None = None) -> VideoVerdict:
+        prepared = self.prepare(path, progress=progress)
+        verdict = self.score([prepared])[0]
+        if heatmap_dir and verdict.faces:
+            self.write_heatmaps(prepared, verdict, heatmap_dir)
+        return verdict
+
+    def detect_many(self, paths: Iterable[str | Path], *, heatmap_dir: str | Path | None = None,
+                    progress: ProgressFn | None = None) -> Iterator[VideoVerdict]:
+        for path in paths:
+            yield self.detect(path, heatmap_dir=heatmap_dir, progress=progress)
+
+    # ------------------------------------------------------------ explanations
+    def write_heatmaps(self, prepared: PreparedMedia, verdict: VideoVerdict, out_dir: str | Path) -> list[Path]:
+        """One PNG per face: its most suspicious crop beside a Grad-CAM overlay."""
+        from fak3zer0.explain import face_heatmap, save_heatmap_png
+
+        written = []
+        stem = _safe_stem(prepared.path)
+        for face, track in zip(verdict.faces, prepared.faces.tracks):
+            k = int(np.argmax([f.fake_probability for f in face.frames]))
+            crops = track_crops(track)
+            if self.spec.kind in ("frames", "clip"):
+                seq = crops[pad_indices(len(crops), self.spec.frames)]
+                heat = face_heatmap(self.model, seq)
+            elif self.spec.kind == "landmarks":
+                continue  # a landmark model has no pixels to explain
+            else:
+                heat = face_heatmap(self.model, crops[k])
+            title = f"face {face.track_id}  frame {face.frames[k].index}  fake p={face.frames[k].fake_probability:.2f}"
+            path = save_heatmap_png(crops[k], heat, Path(out_dir) / f"{stem}_face{face.track_id}.png", title)
+            face.heatmap = str(path)
+            written.append(path)
+        return written

@@ -1,0 +1,116 @@
+"""Face detectors behind one interface: ``detect(rgb_image) -> list[FaceBox]``.
+
+* ``mtcnn`` (default): accurate, finds small faces, five landmarks. Weights: facenet-pytorch's wheel.
+* ``haar``: OpenCV's frontal-face Haar cascade; a floor that needs nothing but OpenCV 4.x;
+  landmarks are estimated from the box (``FaceBox.landmarks_estimated``).
+
+Large frames are downscaled to ``max_side`` for detection; boxes and landmarks come back in
+full-resolution pixel coordinates.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from fak3zer0.defaults import DETECT_MAX_SIDE, MIN_FACE_SIZE
+from fak3zer0.errors import ModelError
+
+#: Order of the five landmarks (image-left eye first, as seen in the picture).
+LANDMARK_NAMES = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
+#: Mean five-point layout in a unit face box, used when a detector has no landmarks.
+MEAN_FIVE_POINTS = np.array([[0.34, 0.42], [0.66, 0.42], [0.50, 0.60], [0.37, 0.77], [0.63, 0.77]])
+
+
+@dataclass
+class FaceBox:
+    box: np.ndarray  # (4,) x1, y1, x2, y2 in full-resolution pixels
+    score: float
+    landmarks: np.ndarray = field(default_factory=lambda: np.zeros((5, 2)))  # (5, 2) x, y
+    landmarks_estimated: bool = False
+    crop: np.ndarray | None = None  # face crop at the model's size, filled by the extractor
+
+    @property
+    def width(self) -> float:
+        return float(self.box[2] - self.box[0])
+
+    @property
+    def height(self) -> float:
+        return float(self.box[3] - self.box[1])
+
+    @property
+    def area(self) -> float:
+        return max(self.width, 0.0) * max(self.height, 0.0)
+
+
+def _downscale(image: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
+    h, w = image.shape[:2]
+    scale = min(1.0, max_side / max(h, w))
+    if scale >= 1.0:
+        return image, 1.0
+    small = cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+    return small, scale
+
+
+class MTCNNDetector:
+    name = "mtcnn"
+
+    def __init__(self, max_side: int = DETECT_MAX_SIDE, min_face_size: int = MIN_FACE_SIZE,
+                 min_score: float = 0.7) -> None:
+        from fak3zer0.faces.mtcnn import MTCNN
+
+        self.net = MTCNN(min_face_size=min_face_size)
+        self.max_side, self.min_score = max_side, min_score
+
+    def detect(self, image: np.ndarray) -> list[FaceBox]:
+        small, scale = _downscale(image, self.max_side)
+        boxes, scores, marks = self.net.detect(small)
+        h, w = image.shape[:2]
+        out = []
+        for b, s, lm in zip(boxes, scores, marks):
+            if s < self.min_score:
+                continue
+            b = np.clip(b / scale, [0, 0, 0, 0], [w, h, w, h])
+            if b[2] - b[0] < 4 or b[3] - b[1] < 4:
+                continue
+            out.append(FaceBox(b, float(s), lm / scale))
+        return out
+
+
+class HaarDetector:
+    name = "haar"
+
+    def __init__(self, max_side: int = DETECT_MAX_SIDE, min_face_size: int = MIN_FACE_SIZE) -> None:
+        if not hasattr(cv2, "CascadeClassifier") or not hasattr(cv2, "data"):
+            raise ModelError("this OpenCV build has no Haar cascades; install opencv-python-headless==4.14.0.94")
+        path = cv2.data.haarcascades + "haarcascade_frontalface_default.xml"
+        self.cascade = cv2.CascadeClassifier(path)
+        if self.cascade.empty():
+            raise ModelError(f"could not load Haar cascade {path}")
+        self.max_side, self.min_face_size = max_side, min_face_size
+
+    def detect(self, image: np.ndarray) -> list[FaceBox]:
+        small, scale = _downscale(image, self.max_side)
+        gray = cv2.equalizeHist(cv2.cvtColor(small, cv2.COLOR_RGB2GRAY))
+        rects, _, weights = self.cascade.detectMultiScale3(
+            gray, scaleFactor=1.1, minNeighbors=5, minSize=(self.min_face_size, self.min_face_size),
+            outputRejectLevels=True)
+        out = []
+        for (x, y, w, h), wt in zip(rects, np.ravel(weights) if len(rects) else []):
+            b = np.array([x, y, x + w, y + h], dtype=np.float64) / scale
+            lm = b[:2] + MEAN_FIVE_POINTS * (b[2:] - b[:2])
+            out.append(FaceBox(b, float(1 / (1 + np.exp(-wt))), lm, landmarks_estimated=True))
+        return out
+
+
+DETECTORS = {"mtcnn": MTCNNDetector, "haar": HaarDetector}
+
+
+def build_face_detector(name: str = "mtcnn", **kwargs):
+    """Create a face detector by name (``mtcnn`` or ``haar``)."""
+    try:
+        cls = DETECTORS[name]
+    except KeyError:
+        raise ModelError(f"unknown face detector {name!r}; choose from {sorted(DETECTORS)}") from None
+    return cls(**kwargs)
