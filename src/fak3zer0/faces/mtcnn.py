@@ -177,7 +177,7 @@ class MTCNN:
         empty = (np.zeros((0, 4)), np.zeros(0), np.zeros((0, 5, 2)))
         if image.ndim != 3 or min(image.shape[:2]) < 12:
             return empty
-        img = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float()
+        img = torch.from_numpy(np.array(image, dtype=np.float32)).permute(2, 0, 1)[None]
         boxes = self._stage1(img)
         if len(boxes) == 0:
             return empty

@@ -29,7 +29,6 @@ class MediaInfo:
     frame_count: int
     fps: float
     duration_s: float
-    rotation: int = 0
     codec: str = ""
     size_bytes: int = 0
     has_audio: bool = False
@@ -95,8 +94,7 @@ def _video_info(path: str, container, size: int) -> MediaInfo:
     else:
         duration = 0.0
     frames = int(vs.frames or round(duration * fps))
-    rotation = 0
-    return MediaInfo(path, "video", w, h, frames, fps, duration, rotation, cc.name or "", size,
+    return MediaInfo(path, "video", w, h, frames, fps, duration, cc.name or "", size,
                      bool(container.streams.audio))
 
 
@@ -118,7 +116,7 @@ def probe_media(path: str | os.PathLike) -> MediaInfo:
         raise MediaError(f"is {kind.split(':', 1)[1]}, not a video or image")
     if kind.startswith("image:"):
         with _open_image(path) as im:
-            return MediaInfo(path, "image", im.width, im.height, 1, 0.0, 0.0, 0, kind[6:], size)
+            return MediaInfo(path, "image", im.width, im.height, 1, 0.0, 0.0, kind[6:], size)
     container = _open_video(path)
     try:
         return _video_info(path, container, size)

@@ -1,0 +1,3 @@
+from fak3zer0.cli import main
+
+raise SystemExit(main())

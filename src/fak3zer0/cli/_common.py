@@ -1,0 +1,42 @@
+"""Options and output helpers shared by several commands."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from fak3zer0 import defaults
+
+
+def add_model_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("model")
+    g.add_argument("--model", default=defaults.DEFAULT_MODEL, metavar="NAME_OR_CHECKPOINT",
+                   help=f"shipped model name, checkpoint file, or ARCH:WEIGHTS (default: {defaults.DEFAULT_MODEL}; "
+                        "see `fak3zer0 models`)")
+    g.add_argument("--frames", type=int, default=defaults.DEFAULT_FRAMES, metavar="N",
+                   help=f"frames sampled evenly over the whole clip (default: {defaults.DEFAULT_FRAMES})")
+    g.add_argument("--threshold", type=float, default=None, metavar="P",
+                   help="fake probability at or above which a file is called fake (default: the model's, 0.5)")
+    g.add_argument("--device", default=defaults.DEFAULT_DEVICE, choices=["auto", "cpu", "cuda"],
+                   help="where the model runs (default: auto = cuda if available)")
+    g.add_argument("--face-detector", default=defaults.DEFAULT_FACE_DETECTOR, choices=["mtcnn", "haar"],
+                   help="face detector (default: mtcnn)")
+
+
+def progress_enabled(flag: bool | None) -> bool:
+    return sys.stderr.isatty() if flag is None else flag
+
+
+def add_progress_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--progress", dest="progress", action="store_true", default=None,
+                   help="always show progress bars on stderr (default: only on a terminal)")
+    p.add_argument("--no-progress", dest="progress", action="store_false", help="never show progress bars")
+
+
+def format_table(headers: list[str], rows: list[list[str]], align: str | None = None) -> str:
+    """Plain aligned text table; ``align`` is a string of 'l'/'r' per column."""
+    align = align or "l" * len(headers)
+    widths = [max(len(str(x)) for x in col) for col in zip(headers, *rows)]
+    def fmt(row):
+        return "  ".join(str(c).rjust(w) if a == "r" else str(c).ljust(w) for c, w, a in zip(row, widths, align)).rstrip()
+    line = "  ".join("-" * w for w in widths)
+    return "\n".join([fmt(headers), line] + [fmt(r) for r in rows])

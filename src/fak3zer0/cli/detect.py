@@ -1,0 +1,89 @@
+"""``fak3zer0 detect PATH...``: verdicts for videos, images and folders."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from fak3zer0.cli._common import add_model_options, add_progress_option, format_table, progress_enabled
+
+DESCRIPTION = """Decide whether the faces in videos/images are real or manipulated.
+
+PATH may be a video (mp4, avi, mov, mkv, webm, 3gp, ...), an image (jpg, png, webp, bmp),
+a folder (searched recursively) or a glob. Each input gets a verdict: real, fake, no_face
+or error, with the fake probability of the most suspicious face.
+
+Exit status: 0 when every input was analysed (including "no_face"), 1 when any input
+could not be read (its error is printed on stderr and, with --json, in its "error" field)."""
+
+
+def register(sub) -> argparse.ArgumentParser:
+    p = sub.add_parser("detect", help="analyse videos/images and print verdicts", description=DESCRIPTION,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("paths", nargs="*", metavar="PATH", help="files, folders or globs to analyse")
+    p.add_argument("--inputs-from", metavar="FILE", help="also read paths from FILE, one per line")
+    add_model_options(p)
+    p.add_argument("--json", action="store_true", help="print one JSON document (a list, one object per input)")
+    p.add_argument("--heatmap", metavar="DIR", help="write a heat map PNG per face (Grad-CAM) into DIR")
+    add_progress_option(p)
+    p.set_defaults(func=run)
+    return p
+
+
+def _collect_paths(args) -> list[str]:
+    paths = list(args.paths)
+    if args.inputs_from:
+        text = Path(args.inputs_from).read_text(encoding="utf-8")
+        paths += [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
+    return paths
+
+
+def _row(v) -> list[str]:
+    p = "-" if v.fake_probability is None else f"{v.fake_probability:.3f}"
+    return [v.path, v.verdict.upper() if v.verdict == "fake" else v.verdict, p, str(len(v.faces)),
+            str(v.frames_used), f"{v.seconds:.2f}"]
+
+
+def run(args) -> int:
+    from fak3zer0.api.detector import Detector
+    from fak3zer0.api.results import VideoVerdict
+    from fak3zer0.media import discover_inputs
+
+    paths = _collect_paths(args)
+    if not paths:
+        print("fak3zer0 detect: give at least one PATH (see --help)", file=sys.stderr)
+        return 2
+    items = discover_inputs(paths)
+    detector = Detector(args.model, frames=args.frames, threshold=args.threshold, device=args.device,
+                        face_detector=args.face_detector)
+    show = progress_enabled(args.progress)
+    results: list[VideoVerdict] = []
+    bar = None
+    if show:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(items), desc="files", unit="file", file=sys.stderr, leave=False)
+    for item in items:
+        if item.error:
+            verdict = VideoVerdict.failed(item.path, item.error, model=detector.model_name)
+        else:
+            verdict = detector.detect(item.path, heatmap_dir=args.heatmap)
+        results.append(verdict)
+        if verdict.verdict == "error":
+            print(f"fak3zer0: {verdict.path}: {verdict.error}", file=sys.stderr)
+        elif verdict.verdict == "no_face":
+            print(f"fak3zer0: {verdict.path}: no face found in {verdict.frames_used} frame(s)", file=sys.stderr)
+        if bar:
+            bar.set_postfix_str(Path(item.path).name[:30])
+            bar.update(1)
+    if bar:
+        bar.close()
+    if args.json:
+        json.dump([r.to_dict() for r in results], sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        headers = ["file", "verdict", "fake_p", "faces", "frames", "seconds"]
+        print(format_table(headers, [_row(r) for r in results], "llrrrr"))
+        print(f"\nmodel: {detector.model_name}   threshold: {detector.threshold:.2f}")
+    return 1 if any(r.verdict == "error" for r in results) else 0
