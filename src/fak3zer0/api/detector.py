@@ -97,6 +97,7 @@ class Detector:
         self.model = self.loaded.model.to(self.device).eval()
         self.spec = self.model.input_spec
         self.model_name = self.loaded.source or model
+        self.model_version = self.loaded.version or "unversioned"
         self.frames = frames
         self.threshold = self.loaded.threshold if threshold is None else float(threshold)
         if not 0.0 <= self.threshold <= 1.0:

@@ -37,6 +37,8 @@ class LoadedModel:
     threshold: float = 0.5
     meta: dict[str, Any] = field(default_factory=dict)
     source: str = ""
+    #: Short content hash of the weights; results are keyed by (model, version).
+    version: str = ""
 
     @property
     def input_spec(self):
@@ -131,5 +133,17 @@ def model_from_checkpoint(ckpt: dict[str, Any], source: str = "") -> LoadedModel
     )
 
 
+def file_digest(path: str | Path, length: int = 12) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()[:length]
+
+
 def load_checkpoint(path: str | Path) -> LoadedModel:
-    return model_from_checkpoint(read_checkpoint(path), source=str(path))
+    loaded = model_from_checkpoint(read_checkpoint(path), source=str(path))
+    loaded.version = file_digest(path)
+    return loaded

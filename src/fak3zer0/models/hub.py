@@ -40,7 +40,7 @@ def resolve_model(spec: str) -> LoadedModel:
                 f"path, '{arch}:<weights>' (available: {REGISTRY.entry(arch).weights_available() or 'none'}), "
                 f"or a shipped model ({', '.join(shipped) or 'none'})"
             )
-        return LoadedModel(model=model, name=arch, config={}, source=spec)
+        return LoadedModel(model=model, name=arch, config={}, source=spec, version=tag)
     raise ModelError(
         f"unknown model {spec!r}: not a file, not a shipped model ({', '.join(shipped) or 'none'}), "
         f"not a registered architecture (see `fak3zer0 models`)"
