@@ -201,7 +201,7 @@ def _video_frames(path: str, n: int, info: MediaInfo) -> Iterator[Frame]:
                     ft = (fr.pts * tb - start) if fr.pts is not None else last_t + 1.0 / info.fps
                     last_t = ft
                     frame = fr
-                    if ft >= t - 0.5 / info.fps:
+                    if ft >= t - 0.5 / info.fps - 1e-6:
                         break
             except (av.error.FFmpegError, ValueError):
                 decoder = None  # damaged data: keep what we have, try the next target

@@ -1,0 +1,99 @@
+"""Faces stage: MTCNN and Haar on a real photo, landmarks, tracking, crops."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from fak3zer0.faces import build_face_detector, crop_face, extract_faces, track_faces, transform_points
+from fak3zer0.faces.boxes import iou_matrix, nms, square_boxes
+from fak3zer0.faces.detector import FaceBox
+from fak3zer0.faces.track import select_tracks
+from fak3zer0.media import sample_frames
+
+# Eileen Collins' face in scikit-image's astronaut() photo (512 x 512), measured by hand.
+ASTRONAUT_FACE = np.array([175, 55, 270, 180])
+
+
+@pytest.mark.parametrize("name", ["mtcnn", "haar"])
+def test_detectors_find_the_astronaut(name, astronaut):
+    faces = build_face_detector(name).detect(astronaut)
+    assert len(faces) >= 1
+    best = max(faces, key=lambda f: f.score)
+    assert iou_matrix(best.box[None], ASTRONAUT_FACE[None])[0, 0] > 0.5
+    assert best.landmarks.shape == (5, 2)
+
+
+def test_mtcnn_landmarks_are_anatomical(astronaut):
+    face = build_face_detector("mtcnn").detect(astronaut)[0]
+    le, re, nose, ml, mr = face.landmarks
+    assert face.landmarks_estimated is False
+    assert le[0] < re[0] and ml[0] < mr[0], "left/right order in the image"
+    assert max(le[1], re[1]) < nose[1] < min(ml[1], mr[1]), "eyes above nose above mouth"
+    x1, y1, x2, y2 = face.box
+    assert np.all((face.landmarks[:, 0] > x1) & (face.landmarks[:, 0] < x2))
+    assert np.all((face.landmarks[:, 1] > y1) & (face.landmarks[:, 1] < y2))
+
+
+def test_mtcnn_finds_a_small_face_in_a_large_frame(astronaut):
+    """A ~90 px face in a 1920x1080 frame (the case MediaPipe misses)."""
+    import cv2
+
+    frame = np.full((1080, 1920, 3), 90, np.uint8)
+    small = cv2.resize(astronaut, (360, 360), interpolation=cv2.INTER_AREA)  # face ~ 70-90 px
+    frame[500:860, 1300:1660] = small
+    faces = build_face_detector("mtcnn").detect(frame)
+    assert faces, "MTCNN should find the small face"
+    cx = (faces[0].box[0] + faces[0].box[2]) / 2
+    assert 1300 < cx < 1660
+
+
+def test_no_face_in_coffee():
+    from skimage import data
+
+    assert build_face_detector("mtcnn").detect(data.coffee()) == []
+
+
+def test_nms_and_square():
+    boxes = np.array([[0, 0, 10, 10], [1, 1, 11, 11], [50, 50, 60, 70]], float)
+    keep = nms(boxes, np.array([0.9, 0.8, 0.7]), 0.5)
+    assert list(keep) == [0, 2]
+    sq = square_boxes(boxes[2:])
+    assert sq[0, 2] - sq[0, 0] == pytest.approx(sq[0, 3] - sq[0, 1]) == pytest.approx(20)
+
+
+def _fb(x, y, s=40):
+    return FaceBox(np.array([x, y, x + s, y + s], float), 0.99)
+
+
+def test_tracking_links_moving_faces_and_drops_flicker():
+    frames = [[_fb(10 + 5 * i, 10), _fb(200, 100 + 3 * i)] for i in range(10)]
+    frames[4].append(_fb(400, 400, 20))  # a one-frame false positive
+    tracks = select_tracks(track_faces(frames), n_frames=10, max_tracks=4)
+    assert len(tracks) == 2
+    assert all(len(t) == 10 for t in tracks)
+    xs = [fb.box[0] for _, fb in tracks[0].items]
+    assert xs == sorted(xs) or xs == sorted(xs, reverse=True)
+
+
+def test_crop_face_margin_and_landmark_mapping(astronaut):
+    face = build_face_detector("mtcnn").detect(astronaut)[0]
+    crop, m = crop_face(astronaut, face.box, 128)
+    assert crop.shape == (128, 128, 3) and crop.dtype == np.uint8
+    pts = transform_points(face.landmarks, m)
+    assert np.all((pts > 0) & (pts < 128))
+    # With margin 1.3 the face box occupies ~1/1.3 of the crop.
+    bx = transform_points(face.box.reshape(2, 2), m)
+    assert (bx[1, 0] - bx[0, 0]) / 128 == pytest.approx(1 / 1.3, abs=0.2)
+
+
+def test_crop_near_the_border_is_padded(astronaut):
+    crop, _ = crop_face(astronaut, np.array([-20, -20, 60, 60]), 64)
+    assert crop.shape == (64, 64, 3)
+
+
+def test_extract_faces_on_a_clip(media_dir):
+    det = build_face_detector("mtcnn")
+    ex = extract_faces(sample_frames(media_dir / "astronaut_pan.mp4", 6), det, 96)
+    assert len(ex.frames) == 6
+    assert len(ex.tracks) == 1 and len(ex.tracks[0]) >= 5
+    assert ex.tracks[0].items[0][1].crop.shape == (96, 96, 3)
