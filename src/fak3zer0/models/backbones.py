@@ -41,7 +41,7 @@ class SmallCNN(nn.Module):
         self.stages = nn.Sequential(*stages)
         self.num_features = cin
         self.dropout = nn.Dropout(dropout)
-        self.classifier = nn.Linear(cin, num_classes)
+        self.classifier = nn.Linear(cin, num_classes) if num_classes else None  # 0: feature extractor
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         return self.stages(x)
@@ -50,6 +50,8 @@ class SmallCNN(nn.Module):
         return self.features(x).flatten(2).mean(-1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.classifier is None:
+            raise ModelError("built without a classifier (num_classes=0); use pooled_features()")
         logits = self.classifier(self.dropout(self.pooled_features(x)))
         return logits.squeeze(1) if logits.shape[1] == 1 else logits
 
@@ -77,14 +79,17 @@ def backbone_size(name: str) -> int:
     return SMALL_SPEC.size if name == "small" else LITE_SCALING[name.removeprefix("efficientnet_")][2]
 
 
-def build_frame_backbone(name: str = "small", pretrained: str | None = None, **options) -> nn.Module:
-    """A 2D frame network by name; ``pretrained="imagenet"`` only for the EfficientNet-Lite ones."""
+def build_frame_backbone(name: str = "small", pretrained: str | None = None, num_classes: int = 1) -> nn.Module:
+    """A 2D frame network by name; ``pretrained="imagenet"`` only for the EfficientNet-Lite ones.
+
+    ``num_classes=1``: with the 1-logit head (for inflation); ``0``: feature extractor only.
+    """
     if name == "small":
         if pretrained:
             raise ModelError("the small backbone has no pretrained weights")
-        return SmallCNN(tuple(options.get("widths", (16, 32, 64, 128))))
+        return SmallCNN(num_classes=num_classes)
     if name.startswith("efficientnet_") and name.removeprefix("efficientnet_") in LITE_SCALING:
-        model = EfficientNetLite(name.removeprefix("efficientnet_"), drop_connect_rate=options.get("drop_connect_rate", 0.2))
+        model = EfficientNetLite(name.removeprefix("efficientnet_"), num_classes=num_classes)
         if pretrained == "imagenet":
             load_imagenet_weights(model)
         elif pretrained:

@@ -72,11 +72,21 @@ def round_repeats(repeats: int, depth: float) -> int:
     return int(math.ceil(depth * repeats))
 
 
-class SameConv2d(nn.Conv2d):
-    """Conv2d with TensorFlow "SAME" padding: output size = ceil(input / stride).
+def tf_same_padding(x: torch.Tensor, kernel: tuple[int, ...], stride: tuple[int, ...]) -> list[int]:
+    """``F.pad`` amounts ``[left, right, top, bottom]`` giving TensorFlow "SAME" output size
+    ``ceil(size / stride)`` over the last two dims of ``x``; the odd pixel goes right/bottom."""
+    pads: list[int] = []
+    for size, k, s in zip(x.shape[-2:], kernel[-2:], stride[-2:]):
+        out = -(-size // s)
+        total = max((out - 1) * s + k - size, 0)
+        pads = [total // 2, total - total // 2] + pads  # F.pad lists the last dim first
+    return pads
 
-    For stride 1 and odd kernels this is ordinary symmetric padding; for stride 2 the
-    padding is computed from the input size, and the odd pixel goes bottom/right.
+
+class SameConv2d(nn.Conv2d):
+    """Conv2d with TensorFlow "SAME" padding (see :func:`tf_same_padding`).
+
+    For stride 1 and odd kernels this is ordinary symmetric padding, done by the conv itself.
     """
 
     def __init__(self, cin: int, cout: int, kernel: int, stride: int = 1, groups: int = 1, bias: bool = False) -> None:
@@ -84,18 +94,9 @@ class SameConv2d(nn.Conv2d):
         super().__init__(cin, cout, kernel, stride, padding=kernel // 2 if symmetric else 0, groups=groups, bias=bias)
         self.dynamic_padding = not symmetric
 
-    def same_padding(self, x: torch.Tensor) -> list[int]:
-        """``F.pad`` amounts ``[left, right, top, bottom]`` for the last two dims of ``x``."""
-        pads: list[int] = []
-        for size, k, s in zip(x.shape[-2:], self.kernel_size[-2:], self.stride[-2:]):
-            out = -(-size // s)
-            total = max((out - 1) * s + k - size, 0)
-            pads = [total // 2, total - total // 2] + pads  # F.pad lists the last dim first
-        return pads
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.dynamic_padding:
-            x = F.pad(x, self.same_padding(x))
+            x = F.pad(x, tf_same_padding(x, self.kernel_size, self.stride))
         return super().forward(x)
 
 
@@ -174,7 +175,8 @@ class EfficientNetLite(nn.Module):
         self.head_bn = _bn(HEAD_CHANNELS)
         self.num_features = HEAD_CHANNELS
         self.dropout = nn.Dropout(default_dropout if dropout is None else dropout)
-        self.classifier = nn.Linear(HEAD_CHANNELS, num_classes)
+        # num_classes=0: no classifier, for use as a feature extractor (see backbones.py).
+        self.classifier = nn.Linear(HEAD_CHANNELS, num_classes) if num_classes else None
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, 3, H, W)`` -> ``(B, 1280, H/32, W/32)`` (after the head conv, BN and ReLU6)."""
@@ -188,6 +190,8 @@ class EfficientNetLite(nn.Module):
         return self.features(x).flatten(2).mean(-1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.classifier is None:
+            raise ModelError("built without a classifier (num_classes=0); use pooled_features()")
         logits = self.classifier(self.dropout(self.pooled_features(x)))
         return logits.squeeze(1) if logits.shape[1] == 1 else logits
 
@@ -262,7 +266,7 @@ def load_imagenet_weights(model: EfficientNetLite, path: str | None = None) -> N
     """Load the converted TF ImageNet weights; the 1000-class head is kept only if the model has one."""
     path = path or imagenet_weights_path(model.variant)
     state = convert_reference_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-    if model.classifier.out_features != state["classifier.weight"].shape[0]:
+    if model.classifier is None or model.classifier.out_features != state["classifier.weight"].shape[0]:
         state = {k: v for k, v in state.items() if not k.startswith("classifier.")}
     missing, unexpected = model.load_state_dict(state, strict=False)
     missing = [k for k in missing if not k.startswith("classifier.")]
