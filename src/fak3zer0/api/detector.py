@@ -124,6 +124,41 @@ class Detector:
         self.max_tracks = max_tracks
         self.batch_size = batch_size
 
+    @classmethod
+    def prepare_only(
+        cls,
+        spec,
+        *,
+        frames: int = defaults.DEFAULT_FRAMES,
+        face_detector: str = defaults.DEFAULT_FACE_DETECTOR,
+        max_tracks: int = defaults.MAX_TRACKS,
+    ) -> "Detector":
+        """A Detector that can only :meth:`prepare` (no model is loaded), for decode/face worker processes.
+
+        ``spec`` is the model's :class:`~fak3zer0.models.registry.InputSpec` (``detector.spec`` of a full
+        Detector; :meth:`prepare_settings` gives all the arguments). :meth:`score` raises on it.
+        """
+        if frames < 1:
+            raise Fak3Zer0Error("frames must be at least 1")
+        self = cls.__new__(cls)
+        self.loaded = None
+        self.device = torch.device("cpu")
+        self.model = None
+        self.spec = spec
+        self.model_name, self.model_version = "", ""
+        self.frames = frames
+        self.threshold = defaults.DEFAULT_THRESHOLD
+        self.face_detector_name = face_detector
+        self.face_detector = build_face_detector(face_detector)
+        self.max_tracks = max_tracks
+        self.batch_size = 64
+        return self
+
+    def prepare_settings(self) -> dict:
+        """Keyword arguments for :meth:`prepare_only` that make a preparer equivalent to this Detector."""
+        return {"spec": self.spec, "frames": self.frames, "face_detector": self.face_detector_name,
+                "max_tracks": self.max_tracks}
+
     # ------------------------------------------------------------ stage 1: CPU
     def prepare(self, path: str | Path, progress: ProgressFn | None = None) -> PreparedMedia:
         path = str(path)
@@ -186,6 +221,8 @@ class Detector:
 
     def score(self, prepared: Iterable[PreparedMedia]) -> list[VideoVerdict]:
         """Score many prepared inputs with batched inference (one model pass over all their faces)."""
+        if self.model is None:
+            raise ModelError("this Detector was built with Detector.prepare_only() and has no model to score with")
         prepared = list(prepared)
         tensors: list[torch.Tensor] = []
         plan = []  # (input idx, track idx, covered item indices, number of model inputs)
