@@ -22,11 +22,14 @@ $(STAMP): $(BIN)/python requirements.txt pyproject.toml
 
 install: $(STAMP)
 
-samples: $(STAMP)
-	$(BIN)/python -m fak3zer0.samples --out samples
+# Generated demo media (from scikit-image's photos) + a list that adds a few shared dev files when present.
+samples/demo-inputs.txt: $(STAMP) src/fak3zer0/samples.py
+	$(BIN)/python -m fak3zer0.samples --out samples --shared $(SHARED)
 
-demo: samples
-	$(BIN)/fak3zer0 detect samples $(shell $(BIN)/python -m fak3zer0.samples --shared-list $(SHARED))
+samples: samples/demo-inputs.txt
+
+demo: samples/demo-inputs.txt
+	$(BIN)/fak3zer0 detect --inputs-from samples/demo-inputs.txt --heatmap samples/heatmaps
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q tests

