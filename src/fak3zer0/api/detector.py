@@ -23,6 +23,7 @@ import torch
 from fak3zer0 import defaults
 from fak3zer0.api.results import FaceVerdict, FrameScore, VideoVerdict
 from fak3zer0.errors import Fak3Zer0Error, MediaError, ModelError
+from fak3zer0.evaluate.metrics import aggregate_probs
 from fak3zer0.faces import FaceExtraction, build_face_detector, extract_faces, track_crops
 from fak3zer0.media import MediaInfo, probe_media, sample_frames
 from fak3zer0.models.inputs import crops_to_tensor, landmarks_to_tensor, pad_indices, sequence_to_tensor, window_starts
@@ -63,17 +64,9 @@ def set_threads(threads: int | None) -> None:
     torch.set_num_threads(max(1, int(threads)))
 
 
-def aggregate(probs: np.ndarray, rule: str) -> float:
+def aggregate(probs, rule: str) -> float:
     """Combine frame probabilities of one face: ``mean``, ``median``, ``logit_mean`` or ``top_half``."""
-    p = np.clip(np.asarray(probs, dtype=np.float64), 1e-6, 1 - 1e-6)
-    if rule == "median":
-        return float(np.median(p))
-    if rule == "logit_mean":
-        z = np.log(p / (1 - p)).mean()
-        return float(1 / (1 + np.exp(-z)))
-    if rule == "top_half":
-        return float(np.sort(p)[len(p) // 2:].mean())
-    return float(p.mean())
+    return aggregate_probs(probs, rule)
 
 
 def _safe_stem(path: str) -> str:
