@@ -28,6 +28,7 @@ import cv2
 import numpy as np
 import torch
 
+from fak3zer0.data.cache import FaceCropCache
 from fak3zer0.errors import ConfigError, DatasetError
 from fak3zer0.models.inputs import (
     crops_to_tensor,
@@ -80,38 +81,6 @@ def _entry(rec: Any) -> CacheEntry:
     )
 
 
-class _IndexReader:
-    """Minimal reader of the documented cache format, used until ``fak3zer0.data.cache`` exists."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.meta = json.loads((root / "cache.json").read_text())
-        by_key: dict[str, dict] = {}
-        with open(root / "index.jsonl", encoding="utf-8") as fh:
-            for line in fh:
-                line = line.strip()
-                if not line:
-                    continue
-                try:
-                    rec = json.loads(line)
-                except json.JSONDecodeError:
-                    continue  # a line cut by a crash; the sample is simply missing
-                by_key[rec.get("key", str(len(by_key)))] = rec
-        self.entries = list(by_key.values())
-
-    def load(self, entry: dict) -> dict[str, np.ndarray]:
-        with np.load(self.root / entry["file"]) as z:
-            return {k: z[k] for k in z.files}
-
-
-def _open_reader(root: Path):
-    try:
-        from fak3zer0.data.cache import FaceCropCache  # the project's reader of the same format
-    except ImportError:
-        return _IndexReader(root)
-    return FaceCropCache(root)
-
-
 class CacheSource:
     """A face-crop cache opened for training / evaluation."""
 
@@ -121,7 +90,7 @@ class CacheSource:
         if not (self.root / "cache.json").is_file() or not (self.root / "index.jsonl").is_file():
             raise DatasetError(f"{self.root} is not a face-crop cache (no cache.json / index.jsonl); "
                                "run `fak3zer0 preprocess` first or give the dataset's --layout")
-        self.reader = _open_reader(self.root)
+        self.reader = FaceCropCache(self.root)
         self.meta = dict(self.reader.meta)
         if self.meta.get("format", CACHE_FORMAT) != CACHE_FORMAT:
             raise DatasetError(f"{self.root}/cache.json is not a {CACHE_FORMAT} file")
