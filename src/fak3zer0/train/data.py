@@ -18,7 +18,6 @@ Crops whose cache size differs from the model's input size are resized once, whe
 from __future__ import annotations
 
 import hashlib
-import json
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
