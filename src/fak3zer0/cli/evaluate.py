@@ -27,6 +27,11 @@ def register(sub) -> argparse.ArgumentParser:
     p.add_argument("--layout", default=None, help="dataset layout for --data folders that are not caches yet")
     p.add_argument("--split", action="append", default=None, metavar="SPLIT",
                    help="only score these splits (repeatable; default: everything)")
+    p.add_argument("--include-source", action="append", default=None, metavar="REGEX",
+                   help="only entries whose source matches (repeatable; e.g. a left-out source)")
+    p.add_argument("--exclude-source", action="append", default=None, metavar="REGEX",
+                   help="drop entries whose source matches (repeatable)")
+    p.add_argument("--kind", choices=["image", "video"], default=None, help="only images or only videos")
     p.add_argument("--out", default=None, help="output folder (default runs/eval/<model>-<time>)")
     p.add_argument("--matrix", action="store_true", help="cross-dataset table instead of one evaluation")
     p.add_argument("--json", action="store_true", help="print the metrics object on stdout")
@@ -42,7 +47,11 @@ def run(args) -> int:
     from fak3zer0.cli._common import format_table
     from fak3zer0.evaluate.runner import evaluate_from_cli
 
-    result = evaluate_from_cli(args.model, args.data, layout=args.layout, out=args.out, matrix=args.matrix,
+    data = args.data
+    if args.include_source or args.exclude_source or args.kind:
+        data = [{"path": d, "include_sources": args.include_source, "exclude_sources": args.exclude_source,
+                 "kinds": [args.kind] if args.kind else None} for d in data]
+    result = evaluate_from_cli(args.model, data, layout=args.layout, out=args.out, matrix=args.matrix,
                                splits=args.split)
     if args.json:
         if args.matrix:

@@ -84,7 +84,9 @@ class CacheSource:
     """A face-crop cache opened for training / evaluation."""
 
     def __init__(self, root: str | Path, name: str | None = None,
-                 train_splits: Sequence[str] | None = None, val_splits: Sequence[str] | None = None) -> None:
+                 train_splits: Sequence[str] | None = None, val_splits: Sequence[str] | None = None,
+                 include_sources: Sequence[str] | None = None, exclude_sources: Sequence[str] | None = None,
+                 kinds: Sequence[str] | None = None) -> None:
         self.root = Path(root)
         if not (self.root / "cache.json").is_file() or not (self.root / "index.jsonl").is_file():
             raise DatasetError(f"{self.root} is not a face-crop cache (no cache.json / index.jsonl); "
@@ -96,7 +98,8 @@ class CacheSource:
         self.name = name or self.root.name
         self.train_splits = list(train_splits) if train_splits is not None else None
         self.val_splits = list(val_splits) if val_splits is not None else None
-        all_entries = [_entry(r) for r in self.reader.entries]
+        all_entries = [e for e in (_entry(r) for r in self.reader.entries)
+                       if _source_wanted(e, include_sources, exclude_sources, kinds)]
         self.status_counts: dict[str, int] = {}
         for e in all_entries:
             self.status_counts[e.status] = self.status_counts.get(e.status, 0) + 1
@@ -116,6 +119,18 @@ class CacheSource:
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "cache": str(self.root), "entries": len(self.entries),
                 "status": dict(self.status_counts), "crop_size": self.crop_size}
+
+
+def _source_wanted(e: CacheEntry, include: Sequence[str] | None, exclude: Sequence[str] | None,
+                   kinds: Sequence[str] | None) -> bool:
+    """Filters for leave-one-source-out work: regular expressions matched against ``source``."""
+    import re
+
+    if kinds and e.kind not in kinds:
+        return False
+    if include and not any(re.search(p, e.source) for p in include):
+        return False
+    return not (exclude and any(re.search(p, e.source) for p in exclude))
 
 
 def _sha_fraction(text: str) -> float:
@@ -148,14 +163,17 @@ def open_sources(specs: Sequence[Any], *, layout: str | None = None, work_dir: s
     """Open data sources: cache folders, or dataset folders preprocessed into ``work_dir/caches``.
 
     Each spec is a path string or a dict with ``cache`` (a cache folder) or ``root`` +
-    ``layout`` (a dataset), plus optional ``name``, ``train_splits``, ``val_splits``.
+    ``layout`` (a dataset), plus optional ``name``, ``train_splits``, ``val_splits`` and the
+    filters ``include_sources`` / ``exclude_sources`` (regular expressions on each entry's
+    ``source``, for leave-one-source-out runs) and ``kinds`` (``[image]``, ``[video]``).
     """
     if isinstance(specs, (str, Path, dict)):
         specs = [specs]
     out: list[CacheSource] = []
     for spec in specs:
         d = {"path": str(spec)} if isinstance(spec, (str, Path)) else dict(spec)
-        unknown = set(d) - {"path", "cache", "root", "layout", "name", "train_splits", "val_splits"}
+        unknown = set(d) - {"path", "cache", "root", "layout", "name", "train_splits", "val_splits",
+                            "include_sources", "exclude_sources", "kinds"}
         if unknown:
             raise ConfigError(f"data source {spec!r}: unknown key(s) {sorted(unknown)}")
         path = Path(str(d.get("cache") or d.get("path") or d.get("root") or "")).expanduser()
@@ -170,7 +188,8 @@ def open_sources(specs: Sequence[Any], *, layout: str | None = None, work_dir: s
                                             frames=frames, crop_size=crop_size)
         elif not path.exists():
             raise DatasetError(f"data source not found: {path}")
-        out.append(CacheSource(path, d.get("name"), d.get("train_splits"), d.get("val_splits")))
+        out.append(CacheSource(path, d.get("name"), d.get("train_splits"), d.get("val_splits"),
+                               d.get("include_sources"), d.get("exclude_sources"), d.get("kinds")))
     names = [s.name for s in out]
     for i, s in enumerate(out):  # unique display names
         if names.count(s.name) > 1:
