@@ -222,6 +222,21 @@ def test_workers_2_same_rows_as_in_process(tmp_path, scanned_db, clips_dir, ckpt
     _assert_same_rows(scanned_db, db)
 
 
+def test_stuck_worker_is_replaced_and_its_file_becomes_an_error_row(tmp_path, ckpt):
+    from skimage import data
+
+    from fak3zer0.samples import pan_frames, write_video
+    from fak3zer0.scan import scan
+
+    folder = tmp_path / "slow"
+    write_video(folder / "slow.mp4", pan_frames(data.astronaut(), 20), fps=10)  # 640x480: ~1 s to prepare
+    db = tmp_path / "t.sqlite"
+    s = scan([str(folder)], str(db), _opts(ckpt, workers=1, frames=8, file_timeout_s=0.05), warn=lambda m: None)
+    assert (s.scanned, s.errors) == (1, 1)
+    (row,) = _rows(db)
+    assert row["verdict"] == "error" and "gave up after 0.05 s" in row["error"]
+
+
 def test_ray_engine_same_rows(tmp_path, scanned_db, clips_dir, ckpt):
     ray = pytest.importorskip("ray", reason="ray is not installed (optional extra: pip install 'fak3zer0[ray]')")
     from fak3zer0.scan import scan

@@ -27,7 +27,7 @@ def register(sub) -> argparse.ArgumentParser:
 
 def run(args) -> int:
     from fak3zer0.errors import Fak3Zer0Error
-    from fak3zer0.scan.export import export, _pyarrow
+    from fak3zer0.scan.export import _pyarrow, export
     from fak3zer0.store import ResultStore
 
     if args.format == "parquet":

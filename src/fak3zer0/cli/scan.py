@@ -76,7 +76,8 @@ def run(args) -> int:
     from fak3zer0.scan import ScanOptions, scan
 
     opts = ScanOptions(model=args.model, frames=args.frames, threshold=args.threshold, device=args.device,
-                       face_detector=args.face_detector, workers=args.workers, engine=args.engine,
+                       face_detector=args.face_detector, threads=getattr(args, "threads", None),
+                       workers=args.workers, engine=args.engine,
                        ray_address=args.ray_address, rescan=args.rescan, retry_errors=args.retry_errors,
                        batch_size=args.batch_size, file_timeout_s=args.file_timeout,
                        progress=progress_enabled(args.progress))

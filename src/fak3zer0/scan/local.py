@@ -41,8 +41,9 @@ def _worker_main(conn, settings: dict, threads: int) -> None:
     except BaseException as exc:  # noqa: BLE001
         try:
             conn.send(("failed", f"{type(exc).__name__}: {exc}"))
-        finally:
-            return
+        except (OSError, ValueError):
+            pass
+        return
     try:
         conn.send(("ready", os.getpid()))
         while True:
@@ -127,14 +128,12 @@ class WorkerPool:
         feeding = True
         try:
             while not stop.is_set():
-                # 1. hand out files to workers with room
-                while True:
-                    if not retry and not feeding:
+                # 1. hand out files to workers with room; workers start (or restart) only when a
+                #    file needs one, so a rerun that skips everything never starts them
+                while retry or feeding:
+                    free = [s for s in self.slots if len(s.outstanding) < PREFETCH]
+                    if not free and len(self.slots) >= self.n:
                         break
-                    if self.slots:
-                        free = [s for s in self.slots if len(s.outstanding) < PREFETCH]
-                        if not free:
-                            break
                     if retry:
                         item = retry.popleft()
                     else:
@@ -147,28 +146,26 @@ class WorkerPool:
                             feeding = False
                             break
                         item = (got[1], got[2])
-                    if not self.slots:  # started on the first file, so a run that skips everything is quick
-                        self.slots = [self._spawn() for _ in range(self.n)]
+                    while len(self.slots) < self.n:
+                        self.slots.append(self._spawn())
                     free = [s for s in self.slots if len(s.outstanding) < PREFETCH]
                     min(free, key=lambda s: len(s.outstanding)).send(item)
-                busy = any(s.outstanding for s in self.slots)
-                if not busy:
+                if not any(s.outstanding for s in self.slots):
                     if not feeding and not retry:
                         return
                     continue
                 # 2. collect results, notice dead workers
                 wait([s.conn for s in self.slots] + [s.proc.sentinel for s in self.slots], timeout=0.2)
-                for i, slot in enumerate(self.slots):
+                for slot in list(self.slots):
                     if not self._drain(slot, inbox, stop):
-                        self.slots[i] = self._replace(slot, retry, inbox, stop, "crashed")
-                # 3. replace workers stuck on one file too long
+                        self._retire(slot, retry, inbox, stop, "crashed")
+                # 3. give up on files a worker has been stuck on for too long (the worker is killed)
                 limit = self.opts.file_timeout_s
                 if limit and limit > 0:
                     now = time.monotonic()
-                    for i, slot in enumerate(self.slots):
+                    for slot in list(self.slots):
                         if slot.ready and slot.outstanding and now - slot.head_since > limit:
-                            slot.kill()
-                            self.slots[i] = self._replace(slot, retry, inbox, stop, "timeout")
+                            self._retire(slot, retry, inbox, stop, "timeout")
         except BaseException:  # Ctrl-C or a fatal error: what the workers hold is dropped (rescanned next run)
             for slot in self.slots:
                 slot.kill()
@@ -200,8 +197,10 @@ class WorkerPool:
             return False
         return slot.proc.is_alive()
 
-    def _replace(self, slot: _Slot, retry: deque, inbox: queue.Queue, stop: threading.Event, why: str) -> _Slot:
+    def _retire(self, slot: _Slot, retry: deque, inbox: queue.Queue, stop: threading.Event, why: str) -> None:
+        """Kill a dead, stuck or failing worker: error row for its current file, its other files re-queued."""
         slot.kill()
+        self.slots.remove(slot)
         code = slot.proc.exitcode
         if slot.outstanding and slot.ready:
             task, cache = slot.outstanding.popleft()
@@ -218,7 +217,6 @@ class WorkerPool:
                                     "try --workers 0 to see the error in this process")
         retry.extend(slot.outstanding)
         slot.outstanding.clear()
-        return self._spawn()
 
 
 class InProcess:
@@ -248,8 +246,10 @@ def run_local(files, store, opts: ScanOptions, *, db: str, warn=None) -> ScanSum
     from fak3zer0.api.detector import Detector
 
     detector = Detector(opts.model, frames=opts.frames, threshold=opts.threshold, device=opts.device,
-                        face_detector=opts.face_detector)
+                        face_detector=opts.face_detector, threads=opts.threads)
     workers = default_workers() if opts.workers is None else max(0, int(opts.workers))
+    if workers:  # no more processes than files
+        workers = min(workers, max(1, sum(1 for f in files if f.exists)))
     summary = ScanSummary(model=detector.model_name, model_version=detector.model_version, engine="local",
                           workers=workers, db=db)
     settings = detector.prepare_settings()

@@ -43,6 +43,7 @@ class ScanOptions:
     threshold: float | None = None
     device: str = defaults.DEFAULT_DEVICE
     face_detector: str = defaults.DEFAULT_FACE_DETECTOR
+    threads: int | None = None          # CPU threads for the model (None: the Detector's default policy)
     workers: int | None = None          # None: one per CPU core but one; 0: decode in this process
     engine: str = "local"               # "local" | "ray"
     ray_address: str | None = None
@@ -98,10 +99,12 @@ class Feeder(threading.Thread):
     def run(self) -> None:
         try:
             with ThreadPoolExecutor(max(1, self.opts.hash_threads), thread_name_prefix="fak3zer0-hash") as pool:
-                for i in range(0, len(self.files), FEED_CHUNK):
+                i, size = 0, 2  # small chunks first, so the workers get their first files quickly
+                while i < len(self.files):
                     if self.stop.is_set():
                         return
-                    self._chunk(self.files[i:i + FEED_CHUNK], pool)
+                    self._chunk(self.files[i:i + size], pool)
+                    i, size = i + size, min(FEED_CHUNK, size * 2)
         except BaseException as exc:  # noqa: BLE001 - reported by the main thread
             self.error = exc
             self.stop.set()
@@ -295,7 +298,11 @@ class Sink(threading.Thread):
                 for r in self.rows]
         thumbs = [dict(content_hash=r.task.content_hash, model=s.model, model_version=s.model_version,
                        jpeg=r.thumbnail) for r in self.rows if r.thumbnail]
-        self.store.put_scan_batch(results=rows, thumbnails=thumbs, files=self.files)
+        try:
+            self.store.put_scan_batch(results=rows, thumbnails=thumbs, files=self.files)
+        except Exception as exc:  # noqa: BLE001 - stop the scan: nothing can be recorded
+            raise Fak3Zer0Error(f"could not write to the results database {s.db} "
+                                f"({type(exc).__name__}: {str(exc).splitlines()[0][:300]})") from exc
         for r in self.rows:  # counted once committed
             s.count(r.verdict)
             s.frames += int(r.result.get("frames_used") or 0)

@@ -52,11 +52,12 @@ class _Preparer:
 class _Scorer:
     """Ray actor: the model, loaded once, scoring batches of prepared files into records."""
 
-    def __init__(self, model: str, frames: int, threshold, device: str, face_detector: str) -> None:
+    def __init__(self, model: str, frames: int, threshold, device: str, face_detector: str,
+                 threads: int | None = None) -> None:
         from fak3zer0.api.detector import Detector
 
         self.detector = Detector(model, frames=frames, threshold=threshold, device=device,
-                                 face_detector=face_detector)
+                                 face_detector=face_detector, threads=threads)
 
     def describe(self) -> dict:
         d = self.detector
@@ -83,7 +84,7 @@ class RayExecutor:
         feeding = True
         try:
             while not stop.is_set():
-                while feeding and len(preparing) < 2 * n:
+                while feeding and len(preparing) < 2 * n and len(ready) < 2 * self.opts.batch_size:
                     busy = bool(preparing or scoring or ready)
                     try:
                         item = tasks.get_nowait() if busy else tasks.get(timeout=0.2)
@@ -127,21 +128,17 @@ class RayExecutor:
                     pass
 
     def _records(self, ref, batch):
-        ray = self.ray
+        """Records of a finished scorer call; a failed call is retried file by file to find the culprit."""
         try:
-            recs = ray.get(ref)
+            recs = self.ray.get(ref)
             return [(r, c) for r, (_, c, _) in zip(recs, batch)]
-        except Exception:  # noqa: BLE001 - one failed file (e.g. its actor died) fails the batch call
+        except Exception as exc:  # noqa: BLE001 - e.g. the preparer of one file died
             if len(batch) == 1:
-                task, cache, pref = batch[0]
-                try:
-                    return [(ray.get(self.scorer.score.remote([task], pref))[0], cache)]
-                except Exception as exc:  # noqa: BLE001
-                    return [(error_record(task, _ray_error(exc), model=self.model), cache)]
+                task, cache, _ = batch[0]
+                return [(error_record(task, _ray_error(exc), model=self.model), cache)]
             out = []
-            for item in batch:  # find the culprit: score the batch's files one by one
-                sub = self.scorer.score.remote([item[0]], item[2])
-                out.extend(self._records(sub, [item]))
+            for item in batch:
+                out.extend(self._records(self.scorer.score.remote([item[0]], item[2]), [item]))
             return out
 
 
@@ -176,7 +173,7 @@ def run_ray(files, store, opts: ScanOptions, *, db: str, warn=None) -> ScanSumma
         n = room if opts.workers is None else max(1, min(opts.workers, room))
         Scorer = ray.remote(num_cpus=scorer_cpus, num_gpus=1 if use_gpu else 0, max_restarts=3)(_Scorer)
         scorer = Scorer.remote(opts.model, opts.frames, opts.threshold, "cuda" if use_gpu else "cpu",
-                               opts.face_detector)
+                               opts.face_detector, opts.threads)
         try:
             info = ray.get(scorer.describe.remote())
         except Exception as exc:  # noqa: BLE001

@@ -110,9 +110,10 @@ def score_batch(detector, tasks: list[ScanTask], prepared: list) -> list[ScanRec
     """
     try:
         verdicts = detector.score(prepared)
-    except Exception:  # noqa: BLE001
+    except Exception as exc:  # noqa: BLE001
         if len(prepared) == 1:
-            raise
+            return [error_record(tasks[0], f"model inference failed ({type(exc).__name__}: {exc})",
+                                 model=detector.model_name, seconds=getattr(prepared[0], "seconds", 0.0))]
         out: list[ScanRecord] = []
         for t, p in zip(tasks, prepared):
             out.extend(score_one_safely(detector, t, p))
