@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from fak3zer0.defaults import DETECT_MAX_SIDE, MIN_FACE_SIZE
+from fak3zer0.defaults import DETECT_MAX_SIDE, DETECT_RETRY_MAX_SIDE, MIN_FACE_SIZE
 from fak3zer0.errors import ModelError
 
 #: Order of the five landmarks (image-left eye first, as seen in the picture).
@@ -57,14 +57,21 @@ class MTCNNDetector:
     name = "mtcnn"
 
     def __init__(self, max_side: int = DETECT_MAX_SIDE, min_face_size: int = MIN_FACE_SIZE,
-                 min_score: float = 0.7) -> None:
+                 min_score: float = 0.7, retry_max_side: int | None = DETECT_RETRY_MAX_SIDE) -> None:
         from fak3zer0.faces.mtcnn import MTCNN
 
         self.net = MTCNN(min_face_size=min_face_size)
         self.max_side, self.min_score = max_side, min_score
+        self.retry_max_side = retry_max_side
 
     def detect(self, image: np.ndarray) -> list[FaceBox]:
-        small, scale = _downscale(image, self.max_side)
+        faces = self._detect_at(image, self.max_side)
+        if not faces and self.retry_max_side and max(image.shape[:2]) > self.max_side:
+            faces = self._detect_at(image, self.retry_max_side)  # small faces need more pixels
+        return faces
+
+    def _detect_at(self, image: np.ndarray, max_side: int) -> list[FaceBox]:
+        small, scale = _downscale(image, max_side)
         boxes, scores, marks = self.net.detect(small)
         h, w = image.shape[:2]
         out = []
