@@ -12,7 +12,8 @@ torch.set_num_threads(1)
 from fak3zer0.media.decode import read_image
 from fak3zer0.faces.detector import MTCNNDetector
 from fak3zer0.faces.crop import crop_face, transform_points
-DEV = "/work/shared/data/dev"; OUT = sys.argv[1]; SIZE = 224
+from fak3zer0.paths import dev_data_dir
+DEV = str(dev_data_dir()); OUT = sys.argv[1]; SIZE = 224
 os.makedirs(OUT, exist_ok=True)
 groups = {}
 for r in csv.DictReader(open(f"{DEV}/labels/dfdc_faces224_metadata_subset.csv")):
