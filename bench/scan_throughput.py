@@ -184,6 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--model", default=None, help="model to scan with (default: a tiny untrained Meso4)")
     ap.add_argument("--shared", default=str(ROOT.parent / "shared/data/dev"), help="shared dev data folder")
     ap.add_argument("--out", default=str(ROOT / "bench/results/scan_throughput.json"))
+    ap.add_argument("--keep", action="store_true", help="keep the generated clips and databases")
     ap.add_argument("--rss-probe", help=argparse.SUPPRESS)
     ap.add_argument("--db", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -268,6 +269,10 @@ def main(argv: list[str] | None = None) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(res, indent=2) + "\n")
     print(f"wrote {out}")
+    if not args.keep:
+        import shutil
+
+        shutil.rmtree(work, ignore_errors=True)
     return 0
 
 
