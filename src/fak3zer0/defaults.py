@@ -11,6 +11,8 @@ DETECT_MAX_SIDE = 640
 #: A frame where nothing is found at DETECT_MAX_SIDE is searched again at this size (small faces:
 #: docs/face-detectors.md measured 33% recall of 40 px faces in 1080p at 640, 100% at 960).
 DETECT_RETRY_MAX_SIDE = 960
+#: Run the face detector on every Nth sampled frame and interpolate between (1 = every frame).
+DETECT_EVERY = 4
 #: Smallest face (pixels, in the detector's downscaled frame) MTCNN looks for.
 MIN_FACE_SIZE = 24
 #: Crop = face box enlarged by this factor around its centre (square).

@@ -95,6 +95,7 @@ class Detector:
         max_tracks: int = defaults.MAX_TRACKS,
         batch_size: int = 64,
         threads: int | None = None,
+        detect_every: int = defaults.DETECT_EVERY,
     ) -> None:
         from fak3zer0.models.hub import resolve_model
 
@@ -115,6 +116,7 @@ class Detector:
         self.face_detector_name = face_detector
         self.face_detector = build_face_detector(face_detector)
         self.max_tracks = max_tracks
+        self.detect_every = detect_every
         self.batch_size = batch_size
 
     @classmethod
@@ -125,6 +127,7 @@ class Detector:
         frames: int = defaults.DEFAULT_FRAMES,
         face_detector: str = defaults.DEFAULT_FACE_DETECTOR,
         max_tracks: int = defaults.MAX_TRACKS,
+        detect_every: int = defaults.DETECT_EVERY,
     ) -> "Detector":
         """A Detector that can only :meth:`prepare` (no model is loaded), for decode/face worker processes.
 
@@ -144,13 +147,14 @@ class Detector:
         self.face_detector_name = face_detector
         self.face_detector = build_face_detector(face_detector)
         self.max_tracks = max_tracks
+        self.detect_every = detect_every
         self.batch_size = 64
         return self
 
     def prepare_settings(self) -> dict:
         """Keyword arguments for :meth:`prepare_only` that make a preparer equivalent to this Detector."""
         return {"spec": self.spec, "frames": self.frames, "face_detector": self.face_detector_name,
-                "max_tracks": self.max_tracks}
+                "max_tracks": self.max_tracks, "detect_every": self.detect_every}
 
     # ------------------------------------------------------------ stage 1: CPU
     def prepare(self, path: str | Path, progress: ProgressFn | None = None) -> PreparedMedia:
@@ -163,7 +167,7 @@ class Detector:
             total = min(n, max(out.info.frame_count, 1))
             cb = (lambda i: progress("faces", i + 1, total)) if progress else None
             out.faces = extract_faces(sample_frames(path, n, out.info), self.face_detector, self.spec.size,
-                                      max_tracks=self.max_tracks, on_frame=cb)
+                                      max_tracks=self.max_tracks, detect_every=self.detect_every, on_frame=cb)
         except MediaError as exc:
             out.error = str(exc)
         except (OSError, MemoryError) as exc:

@@ -22,6 +22,9 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
                    help="CPU threads for the model (default: $FAK3ZER0_THREADS or half the cores)")
     g.add_argument("--face-detector", default=defaults.DEFAULT_FACE_DETECTOR, choices=["mtcnn", "haar"],
                    help="face detector (default: mtcnn)")
+    g.add_argument("--detect-every", type=int, default=defaults.DETECT_EVERY, metavar="K",
+                   help=f"run the face detector on every K-th sampled frame and interpolate boxes between "
+                        f"(falls back to detecting every frame when faces change; default {defaults.DETECT_EVERY})")
 
 
 def progress_enabled(flag: bool | None) -> bool:

@@ -30,6 +30,7 @@ class FaceBox:
     landmarks: np.ndarray = field(default_factory=lambda: np.zeros((5, 2)))  # (5, 2) x, y
     landmarks_estimated: bool = False
     crop: np.ndarray | None = None  # face crop at the model's size, filled by the extractor
+    interpolated: bool = False  # box/landmarks interpolated between two detections
 
     @property
     def width(self) -> float:
