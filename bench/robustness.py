@@ -37,11 +37,11 @@ def reencode(src: Path, dst: Path, *, crf: int, height: int | None, max_seconds:
             w, h = int(round(w * height / h / 2) * 2), height
         stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
         stream.options = {"crf": str(crf), "preset": "veryfast"}
-        for i, frame in enumerate(inp.decode(vin)):
+        for frame in inp.decode(vin):
             if frame.time is not None and frame.time > max_seconds:
                 break
-            frame = frame.reformat(width=w, height=h, format="yuv420p")
-            frame.pts = None
+            # A fresh frame (no source timestamps): the encoder numbers frames at the stream's rate.
+            frame = av.VideoFrame.from_ndarray(frame.to_ndarray(format="rgb24", width=w, height=h), format="rgb24")
             for pkt in stream.encode(frame):
                 out.mux(pkt)
         for pkt in stream.encode():
