@@ -17,6 +17,8 @@ import re
 import time
 from pathlib import Path
 
+import numpy as np
+
 HERE = Path(__file__).resolve().parent
 
 
@@ -56,6 +58,8 @@ def main() -> int:
     ap.add_argument("--exclude-source", default="DFDC", help="regex on the manifest's source to leave out")
     ap.add_argument("--max-seconds", type=float, default=10.0, help="re-encode at most this much of each clip")
     ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--frames", type=int, default=16, help="frames sampled per video")
+    ap.add_argument("--max-videos", type=int, default=0, help="evenly spaced subset of the videos (0 = all)")
     ap.add_argument("--out", type=Path, default=HERE / "results" / "robustness.json")
     args = ap.parse_args()
 
@@ -70,6 +74,9 @@ def main() -> int:
         raise SystemExit("needs ../shared/data/dev")
     samples = [s for s in read_dataset(dev / "manifest.csv", "manifest")
                if s.kind == "video" and not re.search(args.exclude_source, s.source)]
+    if args.max_videos and len(samples) > args.max_videos:
+        keep = np.linspace(0, len(samples) - 1, args.max_videos).round().astype(int)
+        samples = [samples[i] for i in sorted(set(keep.tolist()))]
     work = HERE / ".cache" / "robust"
     versions = {"original": None, "crf35": (35, None), "360p": (23, 360)}
     caches = {}
@@ -81,8 +88,8 @@ def main() -> int:
             vs = [replace(s, path=str(reencode(Path(s.path), work / name / Path(s.path).name, crf=enc[0],
                                                height=enc[1], max_seconds=args.max_seconds)))
                   for s in samples]
-        caches[name] = work / f"cache-{name}"
-        preprocess(vs, caches[name], crop_size=224, frames=32, max_tracks=2, workers=args.workers, progress=False)
+        caches[name] = work / f"cache-{name}-{len(vs)}v-{args.frames}f"
+        preprocess(vs, caches[name], crop_size=224, frames=args.frames, max_tracks=2, workers=args.workers, progress=False)
     rows, report = [], {"date": time.strftime("%Y-%m-%d %H:%M"), "videos": len(samples),
                         "exclude_source": args.exclude_source, "results": {}}
     for model in args.model:
