@@ -236,7 +236,7 @@ def write_report(result: dict[str, Any], sources, items, probs: np.ndarray, out:
         w = csv.writer(fh)
         w.writerow(["source", "video_id", "label", "fake_probability"])
         for (src, vid), p, lab in zip(vkeys, vp, vy):
-            w.writerow([src, vid, int(lab), f"{p:.6f}"])
+            w.writerow([src, vid, int(lab), f"{p:.10g}"])  # 6 decimals turned near-ties into ties
     if plots:
         roc, pr = {}, {}
         for name, (ly, lp, m) in {"frame": (y, probs, result["frame"]),
