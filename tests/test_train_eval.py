@@ -275,13 +275,15 @@ def _register_test_models():
         REGISTRY.register("_test_tiny_landmarks", input_spec=lm_spec, family="test")(lambda: _TinyLandmarks())
 
 
-def test_cache_readers_agree(cache):
-    from fak3zer0.train.data import CacheSource, _IndexReader
+def test_cache_source_reads_the_index(cache):
+    import json
+
+    from fak3zer0.train.data import CacheSource
 
     src = CacheSource(cache)
     assert len(src.entries) == 12 and src.status_counts == {"ok": 12, "no_face": 1} and src.crop_size == CROP
-    own = [e["key"] for e in _IndexReader(cache).entries if e["status"] == "ok"]
-    assert [e.key for e in src.entries] == own
+    lines = [json.loads(x) for x in (cache / "index.jsonl").read_text().splitlines() if x.strip()]
+    assert [e.key for e in src.entries] == [e["key"] for e in lines if e["status"] == "ok"]
     arrays = src.load(0)
     assert arrays["crops"].shape == (8, CROP, CROP, 3) and arrays["landmarks"].shape == (8, 5, 2)
 
@@ -367,3 +369,13 @@ def test_epoch_sampler_balances_and_shards():
     assert list(s) != idx
     shards = [list(EpochSampler(7, seed=1, rank=r, world=2)) for r in range(2)]
     assert len(shards[0]) == len(shards[1]) == 4 and set(shards[0]) | set(shards[1]) == set(range(7))
+
+
+def test_source_filters_for_leave_one_source_out(cache):
+    from fak3zer0.train.data import CacheSource, open_sources
+
+    assert len(CacheSource(cache, include_sources=["^te"]).entries) == 12
+    assert CacheSource(cache, exclude_sources=["test"]).entries == []
+    assert CacheSource(cache, kinds=["image"]).entries == []
+    (src,) = open_sources([{"cache": str(cache), "exclude_sources": ["nothing-matches"], "kinds": ["video"]}])
+    assert len(src.entries) == 12
