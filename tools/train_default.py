@@ -118,6 +118,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("runs/default"))
     ap.add_argument("--model", default="efficientnet_lite0")
     ap.add_argument("--pretrained", default="imagenet")
+    ap.add_argument("--init", type=Path, default=None, help="start from this checkpoint's weights (fine-tuning)")
     ap.add_argument("--size", type=int, default=160)
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--batch", type=int, default=32)
@@ -135,7 +136,11 @@ def main() -> None:
     split = np.array([group_split(g, args.seed, args.val, args.test) for g in groups])
     tr, va, te = (np.where(split == s)[0] for s in ("train", "val", "test"))
     print(f"train {len(tr)} val {len(va)} test {len(te)} (fake share {labels[tr].mean():.2f})", flush=True)
-    model = create_model(args.model, pretrained=args.pretrained, size=args.size)
+    model = create_model(args.model, pretrained=None if args.init else args.pretrained, size=args.size)
+    if args.init:
+        from fak3zer0.models.checkpoint import read_checkpoint
+
+        model.load_state_dict(read_checkpoint(args.init)["state_dict"])
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     steps_per_epoch = math.ceil((args.max_train or len(tr)) / args.batch)
     total = steps_per_epoch * args.epochs
