@@ -32,7 +32,7 @@ def resolve_model(spec: str) -> LoadedModel:
         loaded.source = spec
         return loaded
     arch, _, tag = spec.partition(":")
-    if arch in REGISTRY.names():
+    if arch in REGISTRY:
         model = create_model(arch, pretrained=tag or None).eval()
         if not tag:
             raise ModelError(

@@ -113,8 +113,14 @@ class ModelRegistry:
             known = ", ".join(sorted(self._entries))
             raise ModelError(f"unknown model {name!r}; registered models: {known}") from None
 
+    def __contains__(self, name: object) -> bool:
+        return name in self._entries
+
     def names(self, pattern: str = "*") -> list[str]:
-        return sorted(n for n in self._entries if fnmatch.fnmatch(n, pattern))
+        """Registered names matching ``pattern``; names starting with ``_`` (private/test models) are
+        listed only when the pattern itself starts with ``_``."""
+        hide = not pattern.startswith("_")
+        return sorted(n for n in self._entries if fnmatch.fnmatch(n, pattern) and not (hide and n.startswith("_")))
 
     def create(self, name: str, *, pretrained: str | None = None, **cfg: Any):
         entry = self.entry(name)

@@ -43,7 +43,7 @@ def _entry(spec: str, shipped: dict[str, Path]) -> CatalogEntry:
     arch, _, tag = spec.partition(":")
     from fak3zer0.models import REGISTRY
 
-    if arch in REGISTRY.names() and tag:
+    if arch in REGISTRY and tag:
         return CatalogEntry(spec, spec, "registry")
     raise ModelError(
         f"unknown model {spec!r}: not a checkpoint file, not a shipped model ({', '.join(shipped) or 'none shipped'}), "
