@@ -26,6 +26,8 @@ def main() -> int:
     ap.add_argument("--description", default="")
     ap.add_argument("--eval", action="append", default=[], metavar="LABEL=METRICS_JSON")
     ap.add_argument("--note", default="")
+    ap.add_argument("--half", action="store_true",
+                    help="store floating-point tensors as float16 (half the size; loaded back into float32)")
     args = ap.parse_args()
     ckpt = read_checkpoint(args.checkpoint)
     metrics = dict(ckpt.get("metrics", {}))
@@ -40,6 +42,11 @@ def main() -> int:
                  "note": args.note})
     if args.description:
         meta["description"] = args.description
+    if args.half:
+        import torch
+
+        ckpt["state_dict"] = {k: v.half() if v.is_floating_point() else v for k, v in ckpt["state_dict"].items()}
+        meta["stored_as"] = "float16"
     ckpt["meta"] = meta
     out = PACKAGED_WEIGHTS / f"{args.name}.pt"
     atomic_torch_save(ckpt, out)
