@@ -75,7 +75,9 @@ def run(args) -> int:
     if shipped:
         print("\nshipped models (use with --model NAME):")
         for s in shipped:
-            auc = s["metrics"].get("val_video_auc") or s["metrics"].get("video_auc")
-            print(f"  {s['name']}  ({s['architecture']})" + (f"  val video AUC {auc:.3f}" if auc else "")
+            m = s["metrics"]
+            shown = [f"{label} {m[k]:.3f}" for k, label in (("test_auc", "held-out AUC"), ("val_auc", "val AUC"))
+                     if isinstance(m.get(k), (int, float))]
+            print(f"  {s['name']}  ({s['architecture']})" + ("  " + ", ".join(shown) if shown else "")
                   + (f"  - {s['description']}" if s["description"] else ""))
     return 0
