@@ -43,7 +43,6 @@ def main() -> int:
     if args.description:
         meta["description"] = args.description
     if args.half:
-        import torch
 
         ckpt["state_dict"] = {k: v.half() if v.is_floating_point() else v for k, v in ckpt["state_dict"].items()}
         meta["stored_as"] = "float16"
