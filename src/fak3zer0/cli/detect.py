@@ -59,16 +59,24 @@ def run(args) -> int:
                         face_detector=args.face_detector, threads=args.threads, detect_every=args.detect_every)
     show = progress_enabled(args.progress)
     results: list[VideoVerdict] = []
-    bar = None
+    bar = frames_bar = None
     if show:
         from tqdm import tqdm
 
-        bar = tqdm(total=len(items), desc="files", unit="file", file=sys.stderr, leave=False)
+        bar = tqdm(total=len(items), desc="files", unit="file", file=sys.stderr, leave=False, position=0)
+        frames_bar = tqdm(total=0, desc="frames", unit="frame", file=sys.stderr, leave=False, position=1)
+
+    def on_progress(stage: str, done: int, total: int) -> None:
+        if frames_bar is not None:
+            frames_bar.total = total
+            frames_bar.n = done
+            frames_bar.refresh()
+
     for item in items:
         if item.error:
             verdict = VideoVerdict.failed(item.path, item.error, model=detector.model_name)
         else:
-            verdict = detector.detect(item.path, heatmap_dir=args.heatmap)
+            verdict = detector.detect(item.path, heatmap_dir=args.heatmap, progress=on_progress if show else None)
         results.append(verdict)
         if verdict.verdict == "error":
             print(f"fak3zer0: {verdict.path}: {verdict.error}", file=sys.stderr)
@@ -78,6 +86,7 @@ def run(args) -> int:
             bar.set_postfix_str(Path(item.path).name[:30])
             bar.update(1)
     if bar:
+        frames_bar.close()
         bar.close()
     if args.json:
         json.dump([r.to_dict() for r in results], sys.stdout, indent=2)
