@@ -23,6 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from fak3zer0.evaluate.metrics import fit_temperature, log_loss, roc_auc
 from fak3zer0.models import create_model
 from fak3zer0.models.checkpoint import save_checkpoint
 from fak3zer0.models.inputs import crops_to_tensor
@@ -77,27 +78,6 @@ def augment(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(40, 95))])
         img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
     return np.ascontiguousarray(img)
-
-
-def auc(labels: np.ndarray, scores: np.ndarray) -> float:
-    order = np.argsort(scores)
-    ranks = np.empty(len(scores))
-    ranks[order] = np.arange(1, len(scores) + 1)
-    for v in np.unique(scores):  # average ranks of ties
-        m = scores == v
-        ranks[m] = ranks[m].mean()
-    pos = labels == 1
-    n1, n0 = pos.sum(), (~pos).sum()
-    return float((ranks[pos].sum() - n1 * (n1 + 1) / 2) / max(n1 * n0, 1))
-
-
-def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
-    z, y = torch.tensor(logits, dtype=torch.float64), torch.tensor(labels, dtype=torch.float64)
-    best = (math.inf, 1.0)
-    for t in np.exp(np.linspace(np.log(0.2), np.log(10), 200)):
-        nll = F.binary_cross_entropy_with_logits(z / t, y).item()
-        best = min(best, (nll, float(t)))
-    return best[1]
 
 
 @torch.no_grad()
@@ -175,20 +155,19 @@ def main() -> None:
                 print(f"epoch {epoch} step {step // args.batch}/{steps_per_epoch} loss {np.mean(losses[-50:]):.4f} "
                       f"{time.time() - t0:.0f}s", flush=True)
         val_logits = predict(model, crops[va])
-        rec = {"epoch": epoch, "train_loss": float(np.mean(losses)), "val_auc": auc(labels[va], val_logits),
+        rec = {"epoch": epoch, "train_loss": float(np.mean(losses)), "val_auc": roc_auc(labels[va], val_logits),
                "seconds": time.time() - t0}
         history.append(rec)
         print(json.dumps(rec), flush=True)
     val_logits = predict(model, crops[va])
     temp = fit_temperature(val_logits, labels[va])
-    metrics = {"val_auc": auc(labels[va], val_logits)}
+    metrics = {"val_auc": roc_auc(labels[va], val_logits)}
     if len(te):
         test_logits = predict(model, crops[te])
         p = 1 / (1 + np.exp(-test_logits / temp))
         metrics.update({
-            "test_auc": auc(labels[te], test_logits), "test_accuracy": float(((p >= 0.5) == labels[te]).mean()),
-            "test_log_loss": float(-np.mean(labels[te] * np.log(np.clip(p, 1e-15, 1)) +
-                                            (1 - labels[te]) * np.log(np.clip(1 - p, 1e-15, 1))))})
+            "test_auc": roc_auc(labels[te], test_logits), "test_accuracy": float(((p >= 0.5) == labels[te]).mean()),
+            "test_log_loss": log_loss(labels[te], p)})
     metrics.update({
                "n_train": int(len(tr)), "n_val": int(len(va)), "n_test": int(len(te)), "temperature": temp,
                "history": history})

@@ -81,6 +81,17 @@ def _sources(data: Sequence[Any] | Any, layout: str | None, out_dir: Path | None
     return [d if isinstance(d, CacheSource) else next(it) for d in data]
 
 
+def _eval_dataset(sources: list[CacheSource], splits: Sequence[str] | None, spec):
+    """``(keys, items, dataset)``: the model inputs (no augmentation) of the sources' entries in
+    ``splits``; ``keys`` is empty (and the rest None) when there are none."""
+    keys = [(si, i) for si, s in enumerate(sources) for i in select_entries(s, splits)]
+    if not keys:
+        return keys, None, None
+    store = ArrayStore(sources, spec.size, need_crops=spec.kind != "landmarks", preload=False, keys=keys)
+    items = build_items(store, keys, spec)
+    return keys, items, CacheDataset(store, items, spec, train=False)
+
+
 # ---------------------------------------------------------------- evaluate
 
 def evaluate(
@@ -126,13 +137,10 @@ def evaluate(
     model = loaded.model.to(dev).eval()
     spec = model.input_spec
     sources = _sources(data_sources, layout, out, preprocess_frames)
-    keys = [(si, i) for si, s in enumerate(sources) for i in select_entries(s, splits)]
+    keys, items, ds = _eval_dataset(sources, splits, spec)
     if not keys:
         raise DatasetError(f"no usable entries (status ok{'' if splits is None else f', splits {list(splits)}'}) "
                            f"in {[str(s.root) for s in sources]}")
-    store = ArrayStore(sources, spec.size, need_crops=spec.kind != "landmarks", preload=False, keys=keys)
-    items = build_items(store, keys, spec)
-    ds = CacheDataset(store, items, spec, train=False)
     logits = predict_logits(model, ds, batch_size=batch_size, device=dev, num_workers=num_workers)
     rule = loaded.aggregation if loaded.aggregation in AGGREGATION_RULES else "mean"
     kw = dict(temperature=loaded.temperature, threshold=loaded.threshold, rule=rule, rules=rules)
@@ -356,13 +364,10 @@ def calibrate(
     model = loaded.model.to(dev).eval()
     spec = model.input_spec
     sources = _sources(val_data, layout, Path(work_dir) if work_dir else path.parent, 32)
-    keys = [(si, i) for si, s in enumerate(sources) for i in select_entries(s, splits)]
+    keys, items, ds = _eval_dataset(sources, splits, spec)
     if not keys:
         raise DatasetError(f"no validation entries (splits {list(splits) if splits else 'all'}) in "
                            f"{[str(s.root) for s in sources]}; pass splits=None to use every entry")
-    store = ArrayStore(sources, spec.size, need_crops=spec.kind != "landmarks", preload=False, keys=keys)
-    items = build_items(store, keys, spec)
-    ds = CacheDataset(store, items, spec, train=False)
     logits = predict_logits(model, ds, batch_size=batch_size, device=dev)
     t_old = loaded.temperature
     t_new = fit_temperature(logits, ds.labels())
