@@ -97,3 +97,53 @@ def test_extract_faces_on_a_clip(media_dir):
     assert len(ex.frames) == 6
     assert len(ex.tracks) == 1 and len(ex.tracks[0]) >= 5
     assert ex.tracks[0].items[0][1].crop.shape == (96, 96, 3)
+
+
+class ScriptedDetector:
+    """A face detector that answers from a script (frame index -> boxes) and records its calls."""
+
+    def __init__(self, script):
+        self.script, self.calls = script, []
+
+    def detect(self, image):
+        from fak3zer0.faces.detector import FaceBox
+
+        idx = int(image[0, 0, 0])  # the test frames carry their index in the first pixel
+        self.calls.append(idx)
+        return [FaceBox(np.array(b, float), 0.99, np.tile(np.array(b[:2], float), (5, 1)))
+                for b in self.script(idx)]
+
+
+def _numbered_frames(n):
+    from fak3zer0.media.decode import Frame
+
+    for i in range(n):
+        img = np.zeros((120, 160, 3), np.uint8)
+        img[0, 0, 0] = i
+        yield Frame(i, i / 25, img)
+
+
+def test_extract_faces_interpolates_between_matching_detections():
+    det = ScriptedDetector(lambda i: [[10 + 2 * i, 20, 60 + 2 * i, 70]])
+    ex = extract_faces(_numbered_frames(9), det, 32, detect_every=4)
+    assert det.calls == [0, 4, 8]  # the detector never saw frames 1-3 and 5-7
+    (track,) = ex.tracks
+    assert len(track) == 9
+    for pos, fb in track.items:  # linear motion: the interpolation is exact
+        np.testing.assert_allclose(fb.box, [10 + 2 * pos, 20, 60 + 2 * pos, 70])
+        assert fb.interpolated == (pos % 4 != 0)
+        assert fb.crop.shape == (32, 32, 3)
+
+
+def test_extract_faces_skips_frames_between_two_empty_detections():
+    det = ScriptedDetector(lambda i: [])
+    ex = extract_faces(_numbered_frames(7), det, 32, detect_every=4)
+    assert det.calls == [0, 4, 6]  # the last frame is always looked at
+    assert ex.tracks == [] and len(ex.frames) == 7
+
+
+def test_extract_faces_detects_every_frame_when_faces_change():
+    det = ScriptedDetector(lambda i: [[10, 10, 50, 50]] if i < 2 else [[10, 10, 50, 50], [90, 10, 130, 50]])
+    ex = extract_faces(_numbered_frames(5), det, 32, detect_every=4)
+    assert sorted(det.calls) == [0, 1, 2, 3, 4]  # a face appeared: nothing is interpolated
+    assert sorted(len(t) for t in ex.tracks) == [3, 5]

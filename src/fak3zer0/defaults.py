@@ -13,6 +13,11 @@ DETECT_MAX_SIDE = 640
 DETECT_RETRY_MAX_SIDE = 960
 #: Run the face detector on every Nth sampled frame and interpolate between (1 = every frame).
 DETECT_EVERY = 4
+#: Face crops per model call. On a CPU small batches stay in cache: EfficientNet-Lite0 at 160 px
+#: measured ~11 ms/crop at 4-8 per batch, channels-last, vs ~35 ms/crop at 64 in the default
+#: layout (1 thread, 2-core x86; python bench/model_speed.py).
+CPU_BATCH_SIZE = 8
+GPU_BATCH_SIZE = 64
 #: Smallest face (pixels, in the detector's downscaled frame) MTCNN looks for.
 MIN_FACE_SIZE = 24
 #: Crop = face box enlarged by this factor around its centre (square).

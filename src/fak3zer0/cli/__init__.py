@@ -16,7 +16,8 @@ from fak3zer0 import __version__
 from fak3zer0.errors import Fak3Zer0Error
 
 #: Listing order in ``--help``; modules not named here follow alphabetically.
-ORDER = ["detect", "models", "preprocess", "train", "evaluate", "calibrate", "scan", "results", "report", "serve"]
+ORDER = ["detect", "models", "preprocess", "train", "evaluate", "calibrate", "export", "scan", "results", "report",
+         "serve"]
 
 EPILOG = """examples:
   fak3zer0 detect clip.mp4 photo.jpg           verdict table for two files

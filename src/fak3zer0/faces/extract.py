@@ -37,9 +37,14 @@ def _interpolate(a: FaceBox, b: FaceBox, t: float) -> FaceBox:
 
 
 def _pair_faces(a: list[FaceBox], b: list[FaceBox]) -> list[tuple[FaceBox, FaceBox]] | None:
-    """One-to-one match of two detections' faces, or None when they don't clearly correspond."""
-    if not a or len(a) != len(b):
+    """One-to-one match of two detections' faces, or None when they don't clearly correspond.
+
+    Two detections that both found nothing correspond too (no face in between either).
+    """
+    if len(a) != len(b):
         return None
+    if not a:
+        return []
     ious = iou_matrix(np.array([f.box for f in a]), np.array([f.box for f in b]))
     j = ious.argmax(axis=1)
     if len(set(j.tolist())) != len(a) or ious[np.arange(len(a)), j].min() < 0.3:
@@ -60,8 +65,8 @@ def extract_faces(
     """Detect faces, crop them at ``crop_size`` and link them into tracks.
 
     The detector runs on every ``detect_every``-th sampled frame (and the last one). When the
-    faces found on two such frames clearly correspond (same count, overlapping boxes), the boxes
-    and landmarks of the frames between them are interpolated; otherwise those frames are run
+    faces found on two such frames clearly correspond (same count, overlapping boxes, or no face
+    on either), the boxes and landmarks of the frames between them are interpolated; otherwise those frames are run
     through the detector too, so nothing is lost when faces appear, vanish or jump. At most
     ``detect_every`` frames are held in memory; after cropping only the crops are kept.
     """

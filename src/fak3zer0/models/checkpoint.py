@@ -39,6 +39,8 @@ class LoadedModel:
     source: str = ""
     #: Short content hash of the weights; results are keyed by (model, version).
     version: str = ""
+    #: The checkpoint file it came from ("" when built in memory).
+    path: str = ""
 
     @property
     def input_spec(self):
@@ -146,4 +148,5 @@ def file_digest(path: str | Path, length: int = 12) -> str:
 def load_checkpoint(path: str | Path) -> LoadedModel:
     loaded = model_from_checkpoint(read_checkpoint(path), source=str(path))
     loaded.version = file_digest(path)
+    loaded.path = str(path)
     return loaded

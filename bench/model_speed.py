@@ -1,0 +1,77 @@
+"""Model inference speed on the CPU: milliseconds per face crop by batch size and memory layout.
+
+    python bench/model_speed.py [--model fak3zer0-default] [--threads 1] [--repeat 8]
+
+Why it exists: on a small CPU the batch size and the activation layout change the cost of a
+crop several-fold (big batches fall out of the cache; depthwise convolutions prefer
+channels-last). The detector's defaults (``defaults.CPU_BATCH_SIZE``, channels-last for frame
+models) were chosen from this table. Each cell is the best of three timings of ``--repeat``
+calls, all measured in one run. Writes bench/results/model_speed.json.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import platform
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+def ms_per_crop(model, x, repeat: int) -> float:
+    import torch
+
+    with torch.inference_mode():
+        model(x)
+        best = float("inf")
+        for _ in range(3):
+            t0 = time.perf_counter()
+            for _ in range(repeat):
+                model(x)
+            best = min(best, (time.perf_counter() - t0) / repeat / len(x) * 1000)
+    return best
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default="fak3zer0-default")
+    ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (default: 1, as in a scan)")
+    ap.add_argument("--batches", default="1,4,8,16,64")
+    ap.add_argument("--repeat", type=int, default=8)
+    ap.add_argument("--out", default=str(HERE / "results/model_speed.json"))
+    args = ap.parse_args(argv)
+
+    import torch
+
+    from fak3zer0.models.hub import resolve_model
+
+    torch.set_num_threads(args.threads)
+    model = resolve_model(args.model).model.float().eval()
+    spec = model.input_spec
+    if spec.kind != "frame":
+        raise SystemExit(f"{args.model} takes {spec.kind} inputs; this bench times single-frame models")
+    last = copy.deepcopy(model).to(memory_format=torch.channels_last)
+    rows = []
+    for bs in [int(b) for b in args.batches.split(",")]:
+        x = torch.randn(bs, 3, spec.size, spec.size)
+        rows.append({"batch": bs, "nchw_ms": round(ms_per_crop(model, x, args.repeat), 2),
+                     "channels_last_ms": round(ms_per_crop(last, x.contiguous(memory_format=torch.channels_last),
+                                                           args.repeat), 2)})
+    print(f"{args.model}: {spec.size} px crops, {args.threads} thread(s), ms per crop (lower is better)")
+    print(f"{'batch':>6} {'NCHW':>8} {'channels-last':>14} {'speed-up':>9}")
+    for r in rows:
+        print(f"{r['batch']:>6} {r['nchw_ms']:>8.2f} {r['channels_last_ms']:>14.2f} "
+              f"{r['nchw_ms'] / r['channels_last_ms']:>8.2f}x")
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"model": args.model, "size": spec.size, "threads": args.threads,
+                               "machine": {"platform": platform.platform(), "torch": torch.__version__},
+                               "rows": rows}, indent=2) + "\n")
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
