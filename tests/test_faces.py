@@ -147,3 +147,52 @@ def test_extract_faces_detects_every_frame_when_faces_change():
     ex = extract_faces(_numbered_frames(5), det, 32, detect_every=4)
     assert sorted(det.calls) == [0, 1, 2, 3, 4]  # a face appeared: nothing is interpolated
     assert sorted(len(t) for t in ex.tracks) == [3, 5]
+
+
+def test_mtcnn_redetects_a_moved_face_near_its_last_box(astronaut):
+    """detect_near finds the face again in a shifted frame, and gives up where there is none."""
+    det = build_face_detector("mtcnn")
+    (first,) = [f for f in det.detect(astronaut) if f.score > 0.9]
+    canvas = np.full((700, 900, 3), 90, np.uint8)
+    canvas[20:532, 30:542] = astronaut  # the whole photo moved by (30, 20): about a third of the face
+    again = det.detect_near(canvas, [first])
+    assert again is not None and len(again) == 1
+    moved = first.box + [30, 20, 30, 20]
+    assert iou_matrix(again[0].box[None], moved[None])[0, 0] > 0.8
+    np.testing.assert_allclose(again[0].landmarks, first.landmarks + [30, 20], atol=0.08 * first.width)
+    empty = np.full((700, 900, 3), 90, np.uint8)
+    assert det.detect_near(empty, [first]) is None  # the caller then searches the whole frame
+
+
+class NearScriptedDetector(ScriptedDetector):
+    """ScriptedDetector that can also re-detect near known faces (answers from ``near_script``)."""
+
+    def __init__(self, script, near_script):
+        super().__init__(script)
+        self.near_script, self.near_calls = near_script, []
+
+    def detect_near(self, image, previous):
+        idx = int(image[0, 0, 0])
+        self.near_calls.append(idx)
+        boxes = self.near_script(idx)
+        return None if boxes is None else self.detect_boxes(boxes)
+
+    def detect_boxes(self, boxes):
+        from fak3zer0.faces.detector import FaceBox
+
+        return [FaceBox(np.array(b, float), 0.99, np.tile(np.array(b[:2], float), (5, 1))) for b in boxes]
+
+
+def test_extract_faces_searches_the_whole_frame_every_nth_detection():
+    box = lambda i: [[10 + i, 20, 60 + i, 70]]  # noqa: E731
+    det = NearScriptedDetector(box, box)
+    ex = extract_faces(_numbered_frames(25), det, 32, detect_every=4, full_detect_every=3)
+    # detections on frames 0, 4, ..., 24: whole frame on the 1st, 4th and 7th, near the faces otherwise
+    assert det.calls == [0, 12, 24] and det.near_calls == [4, 8, 16, 20]
+    assert len(ex.tracks) == 1 and len(ex.tracks[0]) == 25
+
+
+def test_extract_faces_falls_back_to_the_whole_frame_when_a_face_is_lost():
+    det = NearScriptedDetector(lambda i: [[10, 20, 60, 70]], lambda i: None if i == 8 else [[10, 20, 60, 70]])
+    extract_faces(_numbered_frames(13), det, 32, detect_every=4, full_detect_every=3)
+    assert det.near_calls == [4, 8] and det.calls == [0, 8, 12]

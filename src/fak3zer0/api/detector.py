@@ -100,6 +100,7 @@ class Detector:
         batch_size: int | None = None,
         threads: int | None = None,
         detect_every: int = defaults.DETECT_EVERY,
+        full_detect_every: int = defaults.FULL_DETECT_EVERY,
         backend: str = "auto",
     ) -> None:
         from fak3zer0.models.hub import resolve_model
@@ -122,6 +123,7 @@ class Detector:
         self.face_detector = build_face_detector(face_detector)
         self.max_tracks = max_tracks
         self.detect_every = detect_every
+        self.full_detect_every = full_detect_every
         self.batch_size = batch_size or (defaults.CPU_BATCH_SIZE if self.device.type == "cpu" else
                                          defaults.GPU_BATCH_SIZE)
         self.twin = self._load_twin(backend)
@@ -157,6 +159,7 @@ class Detector:
         face_detector: str = defaults.DEFAULT_FACE_DETECTOR,
         max_tracks: int = defaults.MAX_TRACKS,
         detect_every: int = defaults.DETECT_EVERY,
+        full_detect_every: int = defaults.FULL_DETECT_EVERY,
     ) -> "Detector":
         """A Detector that can only :meth:`prepare` (no model is loaded), for decode/face worker processes.
 
@@ -177,6 +180,7 @@ class Detector:
         self.face_detector = build_face_detector(face_detector)
         self.max_tracks = max_tracks
         self.detect_every = detect_every
+        self.full_detect_every = full_detect_every
         self.batch_size = defaults.CPU_BATCH_SIZE
         self.twin, self.backend, self.channels_last = None, "none", False
         return self
@@ -184,7 +188,8 @@ class Detector:
     def prepare_settings(self) -> dict:
         """Keyword arguments for :meth:`prepare_only` that make a preparer equivalent to this Detector."""
         return {"spec": self.spec, "frames": self.frames, "face_detector": self.face_detector_name,
-                "max_tracks": self.max_tracks, "detect_every": self.detect_every}
+                "max_tracks": self.max_tracks, "detect_every": self.detect_every,
+                "full_detect_every": self.full_detect_every}
 
     # ------------------------------------------------------------ stage 1: CPU
     def prepare(self, path: str | Path, progress: ProgressFn | None = None) -> PreparedMedia:
@@ -197,7 +202,8 @@ class Detector:
             total = min(n, max(out.info.frame_count, 1))
             cb = (lambda i: progress("faces", i + 1, total)) if progress else None
             out.faces = extract_faces(sample_frames(path, n, out.info), self.face_detector, self.spec.size,
-                                      max_tracks=self.max_tracks, detect_every=self.detect_every, on_frame=cb)
+                                      max_tracks=self.max_tracks, detect_every=self.detect_every,
+                                      full_detect_every=self.full_detect_every, on_frame=cb)
         except MediaError as exc:
             out.error = str(exc)
         except (OSError, MemoryError) as exc:

@@ -16,6 +16,11 @@ import numpy as np
 
 from fak3zer0.defaults import DETECT_MAX_SIDE, DETECT_RETRY_MAX_SIDE, MIN_FACE_SIZE
 from fak3zer0.errors import ModelError
+from fak3zer0.faces.boxes import iou_matrix
+
+#: Re-detection window around a known face (times the face's size) and the face size it is resampled to.
+ROI_FACTOR = 2.0
+ROI_FACE_PX = 64
 
 #: Order of the five landmarks (image-left eye first, as seen in the picture).
 LANDMARK_NAMES = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
@@ -62,6 +67,9 @@ class MTCNNDetector:
         from fak3zer0.faces.mtcnn import MTCNN
 
         self.net = MTCNN(min_face_size=min_face_size)
+        # Re-detection around known faces: the face is resampled to ~ROI_FACE_PX, so only faces
+        # of half that size or more need looking for.
+        self.roi_net = MTCNN(min_face_size=ROI_FACE_PX // 2, nets=self.net)
         self.max_side, self.min_score = max_side, min_score
         self.retry_max_side = retry_max_side
 
@@ -73,16 +81,57 @@ class MTCNNDetector:
 
     def _detect_at(self, image: np.ndarray, max_side: int) -> list[FaceBox]:
         small, scale = _downscale(image, max_side)
-        boxes, scores, marks = self.net.detect(small)
-        h, w = image.shape[:2]
+        return self._faces(self.net.detect(small), scale, (0.0, 0.0), image.shape[:2])
+
+    def _faces(self, found, scale: float, offset: tuple[float, float], shape) -> list[FaceBox]:
+        """Detections in a resized (``scale``) region starting at ``offset`` -> full-frame FaceBoxes."""
+        h, w = shape
         out = []
-        for b, s, lm in zip(boxes, scores, marks):
+        shift = np.array([offset[0], offset[1]])
+        for b, s, lm in zip(*found):
             if s < self.min_score:
                 continue
-            b = np.clip(b / scale, [0, 0, 0, 0], [w, h, w, h])
+            b = np.clip(b / scale + np.tile(shift, 2), [0, 0, 0, 0], [w, h, w, h])
             if b[2] - b[0] < 4 or b[3] - b[1] < 4:
                 continue
-            out.append(FaceBox(b, float(s), lm / scale))
+            out.append(FaceBox(b, float(s), lm / scale + shift))
+        return out
+
+    def detect_near(self, image: np.ndarray, previous: list[FaceBox]) -> list[FaceBox] | None:
+        """Find the faces of ``previous`` again, searching only around where they were.
+
+        Each face is looked for in a square window of ``ROI_FACTOR`` times its size around its
+        last box, resampled so the face is about ``ROI_FACE_PX`` pixels: a small pyramid instead of
+        the whole frame's (measured 4-6x cheaper). Returns one box per previous face, in the same
+        order, or None when any face is not found again (it moved far, turned away or left): the
+        caller then runs the full :meth:`detect`, which also finds faces that came into view.
+        """
+        if not previous:
+            return None
+        h, w = image.shape[:2]
+        out = []
+        for prev in previous:
+            x1, y1, x2, y2 = prev.box
+            side = max(x2 - x1, y2 - y1)
+            if side < 8:
+                return None
+            cx, cy, half = (x1 + x2) / 2, (y1 + y2) / 2, side * ROI_FACTOR / 2
+            rx1, ry1 = int(max(0, cx - half)), int(max(0, cy - half))
+            rx2, ry2 = int(min(w, cx + half)), int(min(h, cy + half))
+            if rx2 - rx1 < 12 or ry2 - ry1 < 12:
+                return None
+            scale = ROI_FACE_PX / side
+            roi = cv2.resize(image[ry1:ry2, rx1:rx2],
+                             (max(12, round((rx2 - rx1) * scale)), max(12, round((ry2 - ry1) * scale))),
+                             interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+            scale = roi.shape[1] / (rx2 - rx1)
+            found = self._faces(self.roi_net.detect(roi), scale, (rx1, ry1), (h, w))
+            if not found:
+                return None
+            best = max(found, key=lambda f: _iou(f.box, prev.box) + 0.01 * f.score)
+            if _iou(best.box, prev.box) < 0.2:
+                return None
+            out.append(best)
         return out
 
 
@@ -110,6 +159,10 @@ class HaarDetector:
             lm = b[:2] + MEAN_FIVE_POINTS * (b[2:] - b[:2])
             out.append(FaceBox(b, float(1 / (1 + np.exp(-wt))), lm, landmarks_estimated=True))
         return out
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    return float(iou_matrix(a[None], b[None])[0, 0])
 
 
 DETECTORS = {"mtcnn": MTCNNDetector, "haar": HaarDetector}

@@ -6,7 +6,7 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from fak3zer0.defaults import CROP_MARGIN, DETECT_EVERY, MAX_TRACKS
+from fak3zer0.defaults import CROP_MARGIN, DETECT_EVERY, FULL_DETECT_EVERY, MAX_TRACKS
 from fak3zer0.faces.boxes import iou_matrix
 from fak3zer0.faces.crop import crop_face
 from fak3zer0.faces.detector import FaceBox
@@ -60,6 +60,7 @@ def extract_faces(
     margin: float = CROP_MARGIN,
     max_tracks: int = MAX_TRACKS,
     detect_every: int = DETECT_EVERY,
+    full_detect_every: int = FULL_DETECT_EVERY,
     on_frame: Callable[[int], None] | None = None,
 ) -> FaceExtraction:
     """Detect faces, crop them at ``crop_size`` and link them into tracks.
@@ -69,6 +70,11 @@ def extract_faces(
     on either), the boxes and landmarks of the frames between them are interpolated; otherwise those frames are run
     through the detector too, so nothing is lost when faces appear, vanish or jump. At most
     ``detect_every`` frames are held in memory; after cropping only the crops are kept.
+
+    A detector with ``detect_near`` (MTCNN) looks for already-known faces only around where they
+    were, on all but every ``full_detect_every``-th detection (1 = always the whole frame); when
+    a face is not found again there, the whole frame is searched at once. A face that comes into
+    view is therefore found at the next whole-frame detection at the latest.
     """
     result = FaceExtraction()
     per_frame: list[list[FaceBox]] = []
@@ -95,11 +101,23 @@ def extract_faces(
                 emit(fr, detector.detect(fr.image))
         pending.clear()
 
+    near = getattr(detector, "detect_near", None)
+    full_every = max(1, int(full_detect_every))
+    detections = 0
+
+    def detect_step(image) -> list[FaceBox]:
+        nonlocal detections
+        faces = None
+        if near is not None and last and detections % full_every != 0:
+            faces = near(image, last)
+        detections += 1
+        return detector.detect(image) if faces is None else faces
+
     iterator = iter(frames)
     pos = 0
     for frame in iterator:
         if pos % step == 0:
-            faces = detector.detect(frame.image)
+            faces = detect_step(frame.image)
             flush(faces)
             emit(frame, faces)
             last = faces
@@ -108,7 +126,7 @@ def extract_faces(
         pos += 1
     if pending:  # the clip ended between detections: detect on the last frame and fill the gap
         tail = pending.pop()
-        faces = detector.detect(tail.image)
+        faces = detect_step(tail.image)
         flush(faces)
         emit(tail, faces)
     result.tracks = select_tracks(track_faces(per_frame), len(per_frame), max_tracks)

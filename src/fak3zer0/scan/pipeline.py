@@ -45,6 +45,7 @@ class ScanOptions:
     face_detector: str = defaults.DEFAULT_FACE_DETECTOR
     threads: int | None = None          # CPU threads for the model (None: the Detector's default policy)
     detect_every: int = defaults.DETECT_EVERY  # face detector on every K-th sampled frame
+    full_detect_every: int = defaults.FULL_DETECT_EVERY  # ... searching the whole frame on every N-th of those
     workers: int | None = None          # None: one per CPU core but one; 0: decode in this process
     engine: str = "local"               # "local" | "ray"
     ray_address: str | None = None
