@@ -18,7 +18,8 @@ from fak3zer0.models.ort import OrtFrameModel, load_twin, twin_path  # noqa: E40
 
 
 def test_shipped_twins_match_their_checkpoints():
-    """Every shipped ONNX twin carries the stamp of the .pt beside it and computes the same logits."""
+    """Every shipped ONNX twin carries the stamp of the .pt beside it and computes the same logits;
+    an 8-bit twin carries the stamp too and stays close to float32."""
     twins = [p for p in shipped_models().values() if twin_path(p).is_file()]
     assert twins, "the default model ships with an ONNX twin (fak3zer0 export fak3zer0-default)"
     for pt in twins:
@@ -30,6 +31,9 @@ def test_shipped_twins_match_their_checkpoints():
         with torch.inference_mode():
             expected = loaded.model(x).numpy()
         np.testing.assert_allclose(twin.logits(x.numpy()), expected, atol=1e-4, rtol=1e-3)
+        if twin_path(pt, int8=True).is_file():
+            q = OrtFrameModel(twin_path(pt, int8=True))
+            assert q.version == loaded.version, f"{twin_path(pt, int8=True)} is stale: re-export with --int8"
 
 
 @pytest.fixture()
@@ -69,3 +73,32 @@ def test_stale_or_missing_twin_falls_back_to_torch(checkpoint_copy, tmp_path):
 def test_onnx_backend_refuses_sequence_models():
     with pytest.raises(ModelError, match="single-frame"):
         Detector("i3d_lite0:imagenet", frames=4, backend="onnx")
+
+
+def test_int8_twin_is_used_first_and_versioned_apart(checkpoint_copy, media_dir, astronaut):
+    pytest.importorskip("onnx", reason="exporting needs the onnx package")
+    import cv2
+
+    from fak3zer0.models.inputs import crops_to_tensor
+    from fak3zer0.models.ort import export_onnx, quantize_int8
+
+    loaded = load_checkpoint(checkpoint_copy)
+    size = loaded.input_spec.size
+    rng = np.random.default_rng(0)
+    crops = np.stack([cv2.resize(astronaut[y:y + 200, x:x + 200], (size, size))
+                      for y, x in rng.integers(0, 300, size=(32, 2))])
+    fp32 = export_onnx(loaded.model, twin_path(checkpoint_copy), version=loaded.version)
+    q, report = quantize_int8(fp32, crops_to_tensor(crops, loaded.input_spec).numpy())
+    assert q == twin_path(checkpoint_copy, int8=True) and q.stat().st_size < fp32.stat().st_size
+    assert report["crops"] == 32 and report["mean_abs_diff"] < 0.1
+    det = Detector(str(checkpoint_copy), frames=6)
+    assert det.backend == "onnx-int8" and det.model_version == loaded.version + "+int8"
+    exact = Detector(str(checkpoint_copy), frames=6, backend="onnx")
+    assert exact.backend == "onnx" and exact.model_version == loaded.version
+    a, b = det.detect(media_dir / "astronaut_pan.mp4"), exact.detect(media_dir / "astronaut_pan.mp4")
+    assert abs(a.fake_probability - b.fake_probability) < 0.1
+
+
+def test_export_int8_needs_calibration_data(checkpoint_copy, capsys):
+    assert cli_main(["export", str(checkpoint_copy), "--int8"]) == 2
+    assert "--calibration" in capsys.readouterr().err

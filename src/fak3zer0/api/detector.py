@@ -29,6 +29,8 @@ from fak3zer0.media import MediaInfo, probe_media, sample_frames
 from fak3zer0.models.inputs import crops_to_tensor, landmarks_to_tensor, pad_indices, sequence_to_tensor, window_starts
 
 ProgressFn = Callable[[str, int, int], None]
+#: How the model can run (see Detector).
+BACKENDS = ("auto", "torch", "onnx", "onnx-int8")
 
 
 @dataclass
@@ -84,8 +86,10 @@ class Detector:
         face_detector: ``mtcnn`` (default) or ``haar``.
         batch_size: face crops per model call (default: small on the CPU, where big batches
             fall out of the cache and run slower per crop; large on a GPU).
-        backend: ``auto`` (ONNX Runtime on the CPU when the checkpoint has an up-to-date ONNX
-            twin, see :mod:`fak3zer0.models.ort`; else PyTorch), ``torch`` or ``onnx``.
+        backend: how the model runs: ``auto`` (on the CPU, the checkpoint's up-to-date 8-bit ONNX
+            twin, else its float32 twin, else PyTorch; see :mod:`fak3zer0.models.ort`), ``torch``,
+            ``onnx`` (float32 twin) or ``onnx-int8``. With the 8-bit twin the model version gets
+            a ``+int8`` suffix, since its probabilities differ slightly.
     """
 
     def __init__(
@@ -126,8 +130,9 @@ class Detector:
         self.full_detect_every = full_detect_every
         self.batch_size = batch_size or (defaults.CPU_BATCH_SIZE if self.device.type == "cpu" else
                                          defaults.GPU_BATCH_SIZE)
-        self.twin = self._load_twin(backend)
-        self.backend = "onnx" if self.twin is not None else "torch"
+        self.twin, self.backend = self._load_twin(backend)
+        if self.backend == "onnx-int8":
+            self.model_version += "+int8"
         # Channels-last activations: 1.2-1.5x faster per crop on the CPU for EfficientNet-Lite0
         # (bench/model_speed.py); only for models that take single 4-D frames.
         self.channels_last = self.twin is None and self.device.type == "cpu" and self.spec.kind == "frame"
@@ -135,20 +140,28 @@ class Detector:
             self.model.to(memory_format=torch.channels_last)
 
     def _load_twin(self, backend: str):
+        """(ONNX twin or None, backend name) for the ``backend`` asked for; see the class docstring."""
         from fak3zer0.models.ort import load_twin, onnxruntime_available, twin_path
 
-        if backend not in ("auto", "torch", "onnx"):
-            raise Fak3Zer0Error(f"unknown backend {backend!r}: use auto, torch or onnx")
+        if backend not in BACKENDS:
+            raise Fak3Zer0Error(f"unknown backend {backend!r}: use one of {', '.join(BACKENDS)}")
         if backend == "torch" or self.device.type != "cpu" or self.spec.kind != "frame":
-            if backend == "onnx":
-                raise ModelError("the onnx backend runs single-frame models on the CPU only")
-            return None
-        twin = load_twin(self.loaded.path, self.loaded.version)
-        if twin is None and backend == "onnx":
-            why = ("onnxruntime is not installed" if not onnxruntime_available() else
-                   f"{twin_path(self.loaded.path or 'model.pt')} is missing or was exported from other weights")
-            raise ModelError(f"--backend onnx: {why}; export one with `fak3zer0 export {self.loaded.path or 'CKPT'}`")
-        return twin
+            if backend.startswith("onnx"):
+                raise ModelError(f"the {backend} backend runs single-frame models on the CPU only")
+            return None, "torch"
+        for name, int8 in (("onnx-int8", True), ("onnx", False)):
+            if backend in ("auto", name):
+                twin = load_twin(self.loaded.path, self.loaded.version, int8=int8)
+                if twin is not None:
+                    return twin, name
+                if backend == name:
+                    why = ("onnxruntime is not installed" if not onnxruntime_available() else
+                           f"{twin_path(self.loaded.path or 'model.pt', int8)} is missing or was exported "
+                           f"from other weights")
+                    flag = " --int8 --calibration CACHE" if int8 else ""
+                    raise ModelError(f"--backend {name}: {why}; make one with "
+                                     f"`fak3zer0 export {self.loaded.path or 'CKPT'}{flag}`")
+        return None, "torch"
 
     @classmethod
     def prepare_only(

@@ -18,6 +18,9 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
                    help="fake probability at or above which a file is called fake (default: the model's, 0.5)")
     g.add_argument("--device", default=defaults.DEFAULT_DEVICE, choices=["auto", "cpu", "cuda"],
                    help="where the model runs (default: auto = cuda if available)")
+    g.add_argument("--backend", default="auto", choices=["auto", "torch", "onnx", "onnx-int8"],
+                   help="how the model runs: auto = on the CPU the model's 8-bit ONNX twin if it has one, else "
+                        "its float32 twin, else PyTorch (see fak3zer0 export); torch = exact float32 PyTorch")
     g.add_argument("--threads", type=int, default=None, metavar="N",
                    help="CPU threads for the model (default: $FAK3ZER0_THREADS or half the cores)")
     g.add_argument("--face-detector", default=defaults.DEFAULT_FACE_DETECTOR, choices=["mtcnn", "haar"],

@@ -57,7 +57,7 @@ def run(args) -> int:
     items = discover_inputs(paths)
     detector = Detector(args.model, frames=args.frames, threshold=args.threshold, device=args.device,
                         face_detector=args.face_detector, threads=args.threads, detect_every=args.detect_every,
-                        full_detect_every=args.full_detect_every)
+                        full_detect_every=args.full_detect_every, backend=args.backend)
     show = progress_enabled(args.progress)
     results: list[VideoVerdict] = []
     bar = frames_bar = None

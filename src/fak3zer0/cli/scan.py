@@ -77,7 +77,7 @@ def run(args) -> int:
 
     opts = ScanOptions(model=args.model, frames=args.frames, threshold=args.threshold, device=args.device,
                        face_detector=args.face_detector, threads=getattr(args, "threads", None),
-                       detect_every=args.detect_every, full_detect_every=args.full_detect_every,
+                       detect_every=args.detect_every, full_detect_every=args.full_detect_every, backend=args.backend,
                        workers=args.workers, engine=args.engine,
                        ray_address=args.ray_address, rescan=args.rescan, retry_errors=args.retry_errors,
                        batch_size=args.batch_size, file_timeout_s=args.file_timeout,

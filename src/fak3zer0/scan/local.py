@@ -247,7 +247,7 @@ def run_local(files, store, opts: ScanOptions, *, db: str, warn=None) -> ScanSum
 
     detector = Detector(opts.model, frames=opts.frames, threshold=opts.threshold, device=opts.device,
                         face_detector=opts.face_detector, threads=opts.threads, detect_every=opts.detect_every,
-                        full_detect_every=opts.full_detect_every)
+                        full_detect_every=opts.full_detect_every, backend=opts.backend)
     workers = default_workers() if opts.workers is None else max(0, int(opts.workers))
     if workers:  # no more processes than files
         workers = min(workers, max(1, sum(1 for f in files if f.exists)))

@@ -46,6 +46,7 @@ class ScanOptions:
     threads: int | None = None          # CPU threads for the model (None: the Detector's default policy)
     detect_every: int = defaults.DETECT_EVERY  # face detector on every K-th sampled frame
     full_detect_every: int = defaults.FULL_DETECT_EVERY  # ... searching the whole frame on every N-th of those
+    backend: str = "auto"               # how the model runs (Detector's backend)
     workers: int | None = None          # None: one per CPU core but one; 0: decode in this process
     engine: str = "local"               # "local" | "ray"
     ray_address: str | None = None

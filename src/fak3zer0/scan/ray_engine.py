@@ -55,12 +55,12 @@ class _Scorer:
 
     def __init__(self, model: str, frames: int, threshold, device: str, face_detector: str,
                  threads: int | None = None, detect_every: int = defaults.DETECT_EVERY,
-                 full_detect_every: int = defaults.FULL_DETECT_EVERY) -> None:
+                 full_detect_every: int = defaults.FULL_DETECT_EVERY, backend: str = "auto") -> None:
         from fak3zer0.api.detector import Detector
 
         self.detector = Detector(model, frames=frames, threshold=threshold, device=device,
                                  face_detector=face_detector, threads=threads, detect_every=detect_every,
-                                 full_detect_every=full_detect_every)
+                                 full_detect_every=full_detect_every, backend=backend)
 
     def describe(self) -> dict:
         d = self.detector
@@ -176,7 +176,8 @@ def run_ray(files, store, opts: ScanOptions, *, db: str, warn=None) -> ScanSumma
         n = room if opts.workers is None else max(1, min(opts.workers, room))
         Scorer = ray.remote(num_cpus=scorer_cpus, num_gpus=1 if use_gpu else 0, max_restarts=3)(_Scorer)
         scorer = Scorer.remote(opts.model, opts.frames, opts.threshold, "cuda" if use_gpu else "cpu",
-                               opts.face_detector, opts.threads, opts.detect_every, opts.full_detect_every)
+                               opts.face_detector, opts.threads, opts.detect_every, opts.full_detect_every,
+                               opts.backend)
         try:
             info = ray.get(scorer.describe.remote())
         except Exception as exc:  # noqa: BLE001
