@@ -1,6 +1,6 @@
 """Throughput of `fak3zer0 scan` against decoding alone, and its memory on short vs long clips.
 
-    python bench/scan_throughput.py [--frames 32] [--clips 4] [--real 4] [--model CKPT]
+    python bench/scan_throughput.py [--frames 32] [--clips 12] [--real 4] [--model NAME_OR_CKPT]
 
 On a folder of generated 640x480 clips (plus a few real videos from the shared dev set when
 present) it measures, in one run:
@@ -10,12 +10,14 @@ present) it measures, in one run:
 * scan frames/s and files/min with 1 and 2 worker processes (fresh database each time; wall
   clock of the whole scan: worker start-up, hashing, inference, database writes included);
 * the scan / decode-only and scan / prepare-only ratios;
+* the start-up (until the first file comes back from a worker) and the rate after it, which is
+  what a long scan of an archive runs at;
 * peak RSS (main process and the largest worker) scanning one short clip and one 10x longer clip;
 * model-only inference throughput (face crops/s) on the CPU and, when CUDA is available, the GPU,
   plus a scan with the model on the GPU.
 
-It prints a table and writes bench/results/scan_throughput.json. The model defaults to an
-untrained Meso4 checkpoint built on the fly (same speed as a trained one); --model overrides.
+It prints a table and writes bench/results/scan_throughput.json. Everything runs at the default
+settings, with the default model (``--model tiny`` uses an untrained Meso4 built on the fly).
 """
 from __future__ import annotations
 
@@ -94,9 +96,13 @@ def scan_run(files: list[Path], model: str, frames: int, workers: int, db: Path,
     t0 = time.perf_counter()
     s = scan([f"@{listing}"], str(db), opts, warn=lambda m: None)
     wall = time.perf_counter() - t0
+    # After start-up: from the first file back from a worker to the end (the first file's frames excluded).
+    steady_frames = s.frames * (s.scanned - 1) / max(1, s.scanned)
+    steady_s = max(1e-9, s.seconds - s.startup_seconds)
     return {"workers": workers, "device": device, "files": s.scanned, "errors": s.errors, "frames": s.frames,
             "seconds": round(wall, 3), "frames_per_s": round(s.frames / wall, 2),
-            "files_per_min": round(60 * s.scanned / wall, 2)}
+            "files_per_min": round(60 * s.scanned / wall, 2), "startup_s": round(s.startup_seconds, 3),
+            "steady_frames_per_s": round(steady_frames / steady_s, 2)}
 
 
 def model_only(prepared: list, model: str, frames: int, device: str, repeat: int = 3) -> dict:
@@ -179,9 +185,10 @@ def table(rows: list[list[str]]) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--frames", type=int, default=None, help="frames per clip (default: the scanner's default)")
-    ap.add_argument("--clips", type=int, default=4, help="generated 3 s 640x480 clips (default: 4)")
+    ap.add_argument("--clips", type=int, default=12, help="generated 3 s 640x480 clips (default: 12)")
     ap.add_argument("--real", type=int, default=4, help="real videos from the shared dev set, if present (default: 4)")
-    ap.add_argument("--model", default=None, help="model to scan with (default: a tiny untrained Meso4)")
+    ap.add_argument("--model", default=None, help="model to scan with (default: the default model; "
+                                                  "'tiny' = an untrained Meso4)")
     ap.add_argument("--shared", default=str(ROOT.parent / "shared/data/dev"), help="shared dev data folder")
     ap.add_argument("--out", default=str(ROOT / "bench/results/scan_throughput.json"))
     ap.add_argument("--keep", action="store_true", help="keep the generated clips and databases")
@@ -199,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
         return _rss_probe_main(args)
     torch.set_num_threads(max(1, torch.get_num_threads()))
     work = Path(tempfile.mkdtemp(prefix="fak3zer0-scanbench-"))
-    model = args.model or str(tiny_model(work / "tiny_meso4.pt"))
+    model = str(tiny_model(work / "tiny_meso4.pt")) if args.model == "tiny" else args.model or defaults.DEFAULT_MODEL
     log(f"work folder {work}; generating clips")
     files = make_clips(work / "clips", args.clips, 3.0, "pan")
     shared = Path(args.shared) / "videos"
@@ -214,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
                              "torch": torch.__version__, "cuda": torch.cuda.is_available(),
                              "loadavg_start": os.getloadavg()},
                  "settings": {"frames": args.frames, "generated_clips": args.clips, "real_videos": [str(r) for r in real],
-                              "files": len(files), "model": "tiny untrained meso4" if not args.model else args.model,
+                              "files": len(files), "model": "tiny untrained meso4" if args.model == "tiny" else model,
                               "default_workers": default_workers()}}
 
     log(f"decode-only over {len(files)} files")
@@ -228,6 +235,7 @@ def main(argv: list[str] | None = None) -> int:
         r = scan_run(files, model, args.frames, w, work / f"scan_w{w}.sqlite")
         r["ratio_vs_decode_only"] = round(r["frames_per_s"] / res["decode_only"]["frames_per_s"], 3)
         r["ratio_vs_prepare_only"] = round(r["frames_per_s"] / res["prepare_only"]["frames_per_s"], 3)
+        r["steady_ratio_vs_decode_only"] = round(r["steady_frames_per_s"] / res["decode_only"]["frames_per_s"], 3)
         res["scan"].append(r)
         log(f"  {r}")
     res["model_only"] = [model_only(prepared, model, args.frames, "cpu")]
@@ -237,6 +245,7 @@ def main(argv: list[str] | None = None) -> int:
         g = scan_run(files, model, args.frames, default_workers(), work / "scan_gpu.sqlite", device="cuda")
         g["ratio_vs_decode_only"] = round(g["frames_per_s"] / res["decode_only"]["frames_per_s"], 3)
         g["ratio_vs_prepare_only"] = round(g["frames_per_s"] / res["prepare_only"]["frames_per_s"], 3)
+        g["steady_ratio_vs_decode_only"] = round(g["steady_frames_per_s"] / res["decode_only"]["frames_per_s"], 3)
         res["scan"].append(g)
     log("peak RSS, short and 10x longer clip")
     res["rss"] = {"short_3s": rss_probe(short, model, args.frames), "long_30s": rss_probe(long_, model, args.frames)}
@@ -245,16 +254,18 @@ def main(argv: list[str] | None = None) -> int:
                                                  res["rss"]["short_3s"]["worker_mb"], 3)
     res["machine"]["loadavg_end"] = os.getloadavg()
 
-    rows = [["measure", "frames", "seconds", "frames/s", "files/min", "scan/decode", "scan/prepare"]]
+    rows = [["measure", "frames", "seconds", "frames/s", "files/min", "scan/decode", "scan/prepare",
+             "start-up s", "after start-up: frames/s", "scan/decode"]]
     d, p = res["decode_only"], res["prepare_only"]
     rows.append(["decode-only (1 process)", str(d["frames"]), f"{d['seconds']:.1f}", f"{d['frames_per_s']:.1f}",
-                 f"{60 * len(files) / d['seconds']:.1f}", "", ""])
+                 f"{60 * len(files) / d['seconds']:.1f}", "", "", "", "", ""])
     rows.append(["prepare-only: decode+faces (1 process)", str(p["frames"]), f"{p['seconds']:.1f}",
-                 f"{p['frames_per_s']:.1f}", f"{60 * len(files) / p['seconds']:.1f}", "", ""])
+                 f"{p['frames_per_s']:.1f}", f"{60 * len(files) / p['seconds']:.1f}", "", "", "", "", ""])
     for r in res["scan"]:
         rows.append([f"scan, {r['workers']} worker(s), model on {r['device']}", str(r["frames"]), f"{r['seconds']:.1f}",
                      f"{r['frames_per_s']:.1f}", f"{r['files_per_min']:.1f}", f"{r['ratio_vs_decode_only']:.3f}",
-                     f"{r.get('ratio_vs_prepare_only', float('nan')):.3f}"])
+                     f"{r.get('ratio_vs_prepare_only', float('nan')):.3f}", f"{r['startup_s']:.1f}",
+                     f"{r['steady_frames_per_s']:.1f}", f"{r['steady_ratio_vs_decode_only']:.3f}"])
     print(table(rows))
     print()
     for m in res["model_only"]:

@@ -229,12 +229,15 @@ def test_stuck_worker_is_replaced_and_its_file_becomes_an_error_row(tmp_path, ck
     from fak3zer0.scan import scan
 
     folder = tmp_path / "slow"
-    write_video(folder / "slow.mp4", pan_frames(data.astronaut(), 20), fps=10)  # 640x480: ~1 s to prepare
+    import cv2
+
+    big = cv2.resize(data.astronaut(), (1400, 1400))
+    write_video(folder / "slow.mp4", pan_frames(big, 40, (1280, 960)), fps=10)  # 32 frames: well over 0.5 s
     db = tmp_path / "t.sqlite"
-    s = scan([str(folder)], str(db), _opts(ckpt, workers=1, frames=8, file_timeout_s=0.05), warn=lambda m: None)
+    s = scan([str(folder)], str(db), _opts(ckpt, workers=1, frames=32, file_timeout_s=0.02), warn=lambda m: None)
     assert (s.scanned, s.errors) == (1, 1)
     (row,) = _rows(db)
-    assert row["verdict"] == "error" and "gave up after 0.05 s" in row["error"]
+    assert row["verdict"] == "error" and "gave up after 0.02 s" in row["error"]
 
 
 def test_ray_engine_same_rows(tmp_path, scanned_db, clips_dir, ckpt):

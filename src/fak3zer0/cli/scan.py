@@ -18,7 +18,7 @@ version scans again, --rescan scans everything again. Interrupted (Ctrl-C, kill 
 cut), the same command finishes the rest: rows are committed in small batches, whole rows only.
 Failures (unreadable, damaged) are rows too, with their error; no file stops the scan.
 
-Decoding and face detection run in --workers processes (default: one per CPU core but one);
+Decoding and face detection run in --workers processes (default: one per CPU core);
 the model scores batches of files in this process (on the GPU when there is one). With
 --engine ray the same pipeline runs on a Ray cluster (pip install 'fak3zer0[ray]').
 
@@ -41,7 +41,7 @@ def register(sub) -> argparse.ArgumentParser:
                    help="results database: a SQLite file (created if missing) or an SQLAlchemy URL")
     g = p.add_argument_group("scanning")
     g.add_argument("--workers", type=int, default=None, metavar="N",
-                   help="decode/face worker processes (default: CPU cores - 1; 0 = all in this process)")
+                   help="decode/face worker processes (default: one per CPU core; 0 = all in this process)")
     g.add_argument("--engine", choices=["local", "ray"], default="local",
                    help="local processes (default) or a Ray cluster")
     g.add_argument("--ray-address", default=None, metavar="ADDR",

@@ -19,7 +19,7 @@ from collections import deque
 from multiprocessing.connection import wait
 
 from fak3zer0.errors import Fak3Zer0Error
-from fak3zer0.scan.pipeline import END, ScanOptions, _put, default_workers, run_pipeline
+from fak3zer0.scan.pipeline import END, FLUSH, ScanOptions, _put, default_workers, run_pipeline
 from fak3zer0.scan.records import ScanSummary, error_record
 
 PREFETCH = 2          # files sent to a worker before it finishes the current one
@@ -49,7 +49,8 @@ def _worker_main(conn, settings: dict, threads: int) -> None:
         while True:
             msg = conn.recv()
             if msg is None:
-                return
+                conn.close()
+                os._exit(0)  # nothing to flush; skips the interpreter's (torch's) slow teardown
             task_id, path = msg
             prepared = preparer.prepare(path)
             try:
@@ -84,11 +85,14 @@ class _Slot:
         self.outstanding.append(item)
         self.conn.send((task.task_id, task.path))
 
-    def stop(self, grace: float) -> None:
+    def ask_to_stop(self) -> None:
         try:
             self.conn.send(None)
         except (OSError, ValueError):
             pass
+
+    def stop(self, grace: float) -> None:
+        self.ask_to_stop()
         self.proc.join(grace)
         if self.proc.is_alive():
             self.proc.kill()
@@ -152,6 +156,8 @@ class WorkerPool:
                     min(free, key=lambda s: len(s.outstanding)).send(item)
                 if not any(s.outstanding for s in self.slots):
                     if not feeding and not retry:
+                        # Score what the sink holds now, not after the workers have shut down.
+                        _put(inbox, FLUSH, stop)
                         return
                     continue
                 # 2. collect results, notice dead workers
@@ -173,6 +179,8 @@ class WorkerPool:
             raise
         finally:
             grace = 0.5 if stop.is_set() else 5.0
+            for slot in self.slots:  # all at once, then wait for each
+                slot.ask_to_stop()
             for slot in self.slots:
                 slot.stop(grace)
             self.slots = []

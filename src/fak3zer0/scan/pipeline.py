@@ -31,6 +31,7 @@ from fak3zer0.scan.sources import SourceFile, expand_sources
 from fak3zer0.store import ResultStore, result_row
 
 END = ("end",)
+FLUSH = ("flush",)  # engine -> sink: nothing more is coming soon, score the partial batch now
 FEED_CHUNK = 64
 
 
@@ -47,7 +48,7 @@ class ScanOptions:
     detect_every: int = defaults.DETECT_EVERY  # face detector on every K-th sampled frame
     full_detect_every: int = defaults.FULL_DETECT_EVERY  # ... searching the whole frame on every N-th of those
     backend: str = "auto"               # how the model runs (Detector's backend)
-    workers: int | None = None          # None: one per CPU core but one; 0: decode in this process
+    workers: int | None = None          # None: one per CPU core; 0: decode in this process
     engine: str = "local"               # "local" | "ray"
     ray_address: str | None = None
     rescan: bool = False
@@ -61,11 +62,14 @@ class ScanOptions:
 
 
 def default_workers() -> int:
+    """One decode/face worker per CPU core. The model shares the cores from the main process:
+    with the 8-bit twin it needs a third of what decoding + faces need, and a core left to it
+    alone would idle (measured: 2 workers finish 16 clips in 7.6 s, 1 worker in 9.1 s, 2 cores)."""
     try:
         cpus = len(os.sched_getaffinity(0))
     except AttributeError:
         cpus = os.cpu_count() or 2
-    return max(1, cpus - 1)
+    return max(1, cpus)
 
 
 def normalise_model(model: str) -> str:
@@ -193,6 +197,7 @@ class Sink(threading.Thread):
         self.total = total
         self.warn = warn or (lambda msg: print(msg, file=sys.stderr))
         self.finished = threading.Event()
+        self.started = time.perf_counter()
 
     # progress ------------------------------------------------------------
     def _open_bar(self) -> None:
@@ -265,11 +270,15 @@ class Sink(threading.Thread):
             self.pending_since = self.pending_since or now
         elif kind == "prepared":
             _, task, prepared, cache = item
+            if not self.summary.startup_seconds:
+                self.summary.startup_seconds = time.perf_counter() - self.started
             if cache:
                 self.files.append(_file_entry(task))
             self.batch.append((task, prepared))
             self.batch_crops += _n_crops(prepared)
             self.batch_since = self.batch_since or now
+        elif kind == "flush":
+            self._flush_batch()
         else:
             raise Fak3Zer0Error(f"internal error: unknown pipeline item {kind!r}")
 

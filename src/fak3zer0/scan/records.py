@@ -47,6 +47,9 @@ class ScanSummary:
     errors: int = 0
     missing: int = 0        # sources that named nothing (no row; reported on stderr)
     seconds: float = 0.0
+    #: seconds from the start until the first file came back decoded (start-up: workers importing
+    #: torch and loading the face detector, the model loading, the first file's hash)
+    startup_seconds: float = 0.0
     frames: int = 0         # frames decoded and searched for faces, over the scanned files
     interrupted: bool = False
     model: str = ""
