@@ -7,8 +7,9 @@ present) it measures, in one run:
 
 * decode-only frames/s: the same frames the scanner samples, decoded in one process, nothing else;
 * prepare-only frames/s: decode + face detection/tracking/crops (``Detector.prepare``), one process;
-* scan frames/s and files/min with 1 and 2 worker processes (fresh database each time; wall
-  clock of the whole scan: worker start-up, hashing, inference, database writes included);
+* scan frames/s and files/min with 1 and 2 worker processes (each in a fresh process with a
+  fresh database, like `fak3zer0 scan`; wall clock of the whole scan: imports, model loading,
+  worker start-up, hashing, inference, database writes included);
 * the scan / decode-only and scan / prepare-only ratios;
 * the start-up (until the first file comes back from a worker) and the rate after it, which is
   what a long scan of an archive runs at;
@@ -88,21 +89,32 @@ def prepare_only(files: list[Path], model: str, frames: int) -> tuple[dict, list
 
 
 def scan_run(files: list[Path], model: str, frames: int, workers: int, db: Path, device: str = "cpu") -> dict:
-    from fak3zer0.scan import ScanOptions, scan
-
+    """One scan in a fresh Python process, as `fak3zer0 scan` runs: every start-up cost counts."""
     listing = db.with_suffix(".txt")
     listing.write_text("".join(f"{f}\n" for f in files))
-    opts = ScanOptions(model=model, frames=frames, workers=workers, device=device)
-    t0 = time.perf_counter()
-    s = scan([f"@{listing}"], str(db), opts, warn=lambda m: None)
+    cmd = [sys.executable, __file__, "--scan-probe", str(listing), "--model", model, "--frames", str(frames),
+           "--workers", str(workers), "--device", device, "--db", str(db)]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _scan_probe_main(args) -> int:
+    t0 = time.perf_counter()  # before fak3zer0.scan is imported: torch's import counts, as in the CLI
+    from fak3zer0.scan import ScanOptions, scan
+
+    opts = ScanOptions(model=args.model, frames=args.frames, workers=args.workers, device=args.device)
+    s = scan([f"@{args.scan_probe}"], args.db, opts, warn=lambda m: None)
     wall = time.perf_counter() - t0
+    workers, device = args.workers, args.device
     # After start-up: from the first file back from a worker to the end (the first file's frames excluded).
     steady_frames = s.frames * (s.scanned - 1) / max(1, s.scanned)
     steady_s = max(1e-9, s.seconds - s.startup_seconds)
-    return {"workers": workers, "device": device, "files": s.scanned, "errors": s.errors, "frames": s.frames,
+    r = {"workers": workers, "device": device, "files": s.scanned, "errors": s.errors, "frames": s.frames,
             "seconds": round(wall, 3), "frames_per_s": round(s.frames / wall, 2),
             "files_per_min": round(60 * s.scanned / wall, 2), "startup_s": round(s.startup_seconds, 3),
             "steady_frames_per_s": round(steady_frames / steady_s, 2)}
+    print(json.dumps(r))
+    return 0
 
 
 def model_only(prepared: list, model: str, frames: int, device: str, repeat: int = 3) -> dict:
@@ -194,7 +206,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--keep", action="store_true", help="keep the generated clips and databases")
     ap.add_argument("--rss-probe", help=argparse.SUPPRESS)
     ap.add_argument("--db", help=argparse.SUPPRESS)
+    ap.add_argument("--scan-probe", help=argparse.SUPPRESS)
+    ap.add_argument("--workers", type=int, default=1, help=argparse.SUPPRESS)
+    ap.add_argument("--device", default="cpu", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.scan_probe:  # first, so that the probe's clock also covers importing torch
+        return _scan_probe_main(args)
 
     import torch
 
