@@ -5,7 +5,8 @@
 On a folder of generated 640x480 clips (plus a few real videos from the shared dev set when
 present) it measures, in one run:
 
-* decode-only frames/s: the same frames the scanner samples, decoded in one process, nothing else;
+* decode-only frames/s: the same frames the scanner samples, decoded in one process, nothing else
+  (and in one process per core, to show how much the cores add in parallel on this machine);
 * prepare-only frames/s: decode + face detection/tracking/crops (``Detector.prepare``), one process;
 * scan frames/s and files/min with 1 and 2 worker processes (each in a fresh process with a
   fresh database, like `fak3zer0 scan`; wall clock of the whole scan: imports, model loading,
@@ -63,17 +64,31 @@ def tiny_model(path: Path) -> Path:
     return save_checkpoint(path, create_model("meso4").eval())
 
 
-def decode_only(files: list[Path], frames: int) -> dict:
+def _decode_file(args: tuple[str, int]) -> int:
     from fak3zer0.media import probe_media, sample_frames
 
+    path, frames = args
+    info = probe_media(path)
+    return sum(1 for _ in sample_frames(path, 1 if info.kind == "image" else frames, info))
+
+
+def decode_only(files: list[Path], frames: int) -> dict:
     t0 = time.perf_counter()
-    n = 0
-    for f in files:
-        info = probe_media(f)
-        for _ in sample_frames(f, 1 if info.kind == "image" else frames, info):
-            n += 1
+    n = sum(_decode_file((str(f), frames)) for f in files)
     s = time.perf_counter() - t0
     return {"frames": n, "seconds": round(s, 3), "frames_per_s": round(n / s, 2)}
+
+
+def decode_parallel(files: list[Path], frames: int, processes: int) -> dict:
+    """Decode-only in ``processes`` warm processes: how much this machine's cores add in parallel."""
+    import multiprocessing as mp
+
+    with mp.get_context("spawn").Pool(processes) as pool:
+        pool.map(_decode_file, [(str(files[0]), 1)] * processes)  # start-up and imports, not timed
+        t0 = time.perf_counter()
+        n = sum(pool.map(_decode_file, [(str(f), frames) for f in files], chunksize=1))
+        s = time.perf_counter() - t0
+    return {"processes": processes, "frames": n, "seconds": round(s, 3), "frames_per_s": round(n / s, 2)}
 
 
 def prepare_only(files: list[Path], model: str, frames: int) -> tuple[dict, list]:
@@ -243,6 +258,10 @@ def main(argv: list[str] | None = None) -> int:
 
     log(f"decode-only over {len(files)} files")
     res["decode_only"] = decode_only(files, args.frames)
+    if cpus > 1:  # the machine's parallel headroom, for reading the scan ratios
+        res["decode_parallel"] = decode_parallel(files, args.frames, cpus)
+        res["decode_parallel"]["speedup_vs_1"] = round(res["decode_parallel"]["frames_per_s"] /
+                                                       res["decode_only"]["frames_per_s"], 3)
     log(f"prepare-only (decode + faces) {res['decode_only']}")
     res["prepare_only"], prepared = prepare_only(files, model, args.frames)
     log(f"  {res['prepare_only']}")
@@ -276,6 +295,10 @@ def main(argv: list[str] | None = None) -> int:
     d, p = res["decode_only"], res["prepare_only"]
     rows.append(["decode-only (1 process)", str(d["frames"]), f"{d['seconds']:.1f}", f"{d['frames_per_s']:.1f}",
                  f"{60 * len(files) / d['seconds']:.1f}", "", "", "", "", ""])
+    if "decode_parallel" in res:
+        q = res["decode_parallel"]
+        rows.append([f"decode-only ({q['processes']} processes)", str(q["frames"]), f"{q['seconds']:.1f}",
+                     f"{q['frames_per_s']:.1f}", f"{60 * len(files) / q['seconds']:.1f}", "", "", "", "", ""])
     rows.append(["prepare-only: decode+faces (1 process)", str(p["frames"]), f"{p['seconds']:.1f}",
                  f"{p['frames_per_s']:.1f}", f"{60 * len(files) / p['seconds']:.1f}", "", "", "", "", ""])
     for r in res["scan"]:

@@ -64,7 +64,7 @@ class ScanOptions:
 def default_workers() -> int:
     """One decode/face worker per CPU core. The model shares the cores from the main process:
     with the 8-bit twin it needs a third of what decoding + faces need, and a core left to it
-    alone would idle (measured: 2 workers finish 16 clips in 7.6 s, 1 worker in 9.1 s, 2 cores)."""
+    alone would idle (measured: 2 workers finish 16 clips in 7.3 s, 1 worker in 8.3 s, 2 cores)."""
     try:
         cpus = len(os.sched_getaffinity(0))
     except AttributeError:
