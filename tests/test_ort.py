@@ -102,3 +102,13 @@ def test_int8_twin_is_used_first_and_versioned_apart(checkpoint_copy, media_dir,
 def test_export_int8_needs_calibration_data(checkpoint_copy, capsys):
     assert cli_main(["export", str(checkpoint_copy), "--int8"]) == 2
     assert "--calibration" in capsys.readouterr().err
+
+
+def test_models_lists_the_backends_of_shipped_models(capsys):
+    import json
+
+    assert cli_main(["models", "--json", "--no-flops"]) == 0
+    shipped = {s["name"]: s for s in json.loads(capsys.readouterr().out)["shipped"]}
+    for name, pt in shipped_models().items():
+        want = ["torch"] + [b for b, q in (("onnx", False), ("onnx-int8", True)) if twin_path(pt, q).is_file()]
+        assert shipped[name]["backends"] == want

@@ -44,10 +44,13 @@ def _shipped() -> list[dict]:
     from fak3zer0.models.checkpoint import read_checkpoint
     from fak3zer0.models.hub import shipped_models
 
+    from fak3zer0.models.ort import twin_path
+
     out = []
     for name, path in shipped_models().items():
         ck = read_checkpoint(path)
-        out.append({"name": name, "architecture": ck["model"], "file": str(path),
+        twins = [label for label, int8 in (("onnx", False), ("onnx-int8", True)) if twin_path(path, int8).is_file()]
+        out.append({"name": name, "architecture": ck["model"], "file": str(path), "backends": ["torch"] + twins,
                     "metrics": ck.get("metrics", {}), "temperature": ck.get("calibration", {}).get("temperature"),
                     "description": ck.get("meta", {}).get("description", "")})
     return out
@@ -80,4 +83,5 @@ def run(args) -> int:
                      if isinstance(m.get(k), (int, float))]
             print(f"  {s['name']}  ({s['architecture']})" + ("  " + ", ".join(shown) if shown else "")
                   + (f"  - {s['description']}" if s["description"] else ""))
+            print(f"      backends: {', '.join(s['backends'])} (--backend; auto picks the last one on a CPU)")
     return 0
