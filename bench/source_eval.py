@@ -1,0 +1,106 @@
+"""Per-source validation/test metrics of checkpoints on the grouped split tools/train_default.py uses.
+
+    python bench/source_eval.py --model fak3zer0-default --model runs/x/model.pt \\
+        --cache DEV_IMAGE_CACHE --cache DEV_VIDEO_CACHE [--split val --split test]
+
+Every cache entry goes to train/val/test by the same SHA-1 hash of its leakage group (seed 0,
+10 % val, 10 % test) that tools/train_default.py trains with, so "val" and "test" here are never
+trained on by a model from that script (whatever caches it was given). Scores are per input: one
+image, or one video (the mean of its crops' probabilities, at most --max-crops crops evenly spread,
+the model's temperature applied). Sources are grouped as DFDC (source name starts with "DFDC") and
+talking-face (everything else), per cache kind (images / videos). Prints a table and writes
+bench/results/source_eval.json; used to choose the shipped model on val before looking at test.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def load_inputs(caches: list[Path], size: int, max_crops: int):
+    """[(cache kind, source group, split, label, crops uint8 (K, S, S, 3))] for every usable entry."""
+    import cv2
+
+    sys.path.insert(0, str(ROOT / "tools"))
+    from train_default import group_split
+
+    from fak3zer0.data.cache import FaceCropCache
+
+    out = []
+    for path in caches:
+        cache = FaceCropCache(path)
+        for e in cache.filter():
+            crops = cache.load(e)["crops"]
+            take = np.unique(np.linspace(0, len(crops) - 1, min(len(crops), max_crops)).round().astype(int))
+            crops = np.stack([cv2.resize(crops[k], (size, size), interpolation=cv2.INTER_AREA) for k in take])
+            group = "DFDC" if e.get("source", "").startswith("DFDC") else "talking-face"
+            out.append((e.get("kind", "video") + "s", group, group_split(e["group"], 0, 0.1, 0.1), int(e["label"]), crops))
+    return out
+
+
+def score(model_name: str, inputs) -> np.ndarray:
+    import torch
+
+    from fak3zer0.models.hub import resolve_model
+    from fak3zer0.models.inputs import crops_to_tensor
+
+    loaded = resolve_model(model_name)
+    model = loaded.model.eval()
+    out = []
+    with torch.inference_mode():
+        for *_, crops in inputs:
+            logits = torch.cat([model(crops_to_tensor(crops[i:i + 32], model.input_spec))
+                                for i in range(0, len(crops), 32)]).numpy()
+            out.append(float(np.mean(1.0 / (1.0 + np.exp(-logits / loaded.temperature)))))
+    return np.array(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", action="append", required=True)
+    ap.add_argument("--cache", type=Path, action="append", required=True)
+    ap.add_argument("--split", action="append", default=None, help="splits to report (default: val, test)")
+    ap.add_argument("--size", type=int, default=160)
+    ap.add_argument("--max-crops", type=int, default=16)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--out", default=str(ROOT / "bench/results/source_eval.json"))
+    args = ap.parse_args(argv)
+
+    import torch
+
+    from fak3zer0.evaluate.metrics import log_loss, roc_auc
+
+    torch.set_num_threads(args.threads)
+    splits = args.split or ["val", "test"]
+    inputs = [x for x in load_inputs(args.cache, args.size, args.max_crops) if x[2] in splits]
+    keys = sorted({(x[2], x[0], x[1]) for x in inputs}, key=lambda k: (splits.index(k[0]), k[1], k[2]))
+    rows = []
+    print(f"{'model':<28} {'split':<5} {'set':<22} {'n':>5} {'fake':>5} {'AUC':>6} {'log loss':>8} {'acc':>6}")
+    for name in args.model:
+        p = score(name, inputs)
+        for split, kind, group in keys:
+            m = np.array([(x[2], x[0], x[1]) == (split, kind, group) for x in inputs])
+            y = np.array([x[3] for x in inputs])[m]
+            if len(set(y)) < 2:
+                continue
+            r = {"model": name, "split": split, "set": f"{group} {kind}", "n": int(m.sum()), "fake": int(y.sum()),
+                 "auc": round(roc_auc(y, p[m]), 4), "log_loss": round(log_loss(y, p[m]), 4),
+                 "accuracy": round(float(((p[m] >= 0.5) == y).mean()), 4)}
+            rows.append(r)
+            print(f"{Path(name).name[:28]:<28} {split:<5} {r['set']:<22} {r['n']:>5} {r['fake']:>5} {r['auc']:>6.3f} "
+                  f"{r['log_loss']:>8.3f} {r['accuracy']:>6.3f}")
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"caches": [str(c) for c in args.cache], "rows": rows}, indent=2) + "\n")
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
