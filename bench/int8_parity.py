@@ -54,17 +54,13 @@ def image_set(cache: Path, spec, twins, temperature: float) -> list[dict]:
 
 
 def video_set(cache: Path, spec, twins, temperature: float) -> list[dict]:
-    import cv2
-
     from fak3zer0.data.cache import FaceCropCache
     from fak3zer0.models.inputs import crops_to_tensor
 
     c = FaceCropCache(cache)
     scores, labels, dfdc = ([], []), [], []
     for e in c.filter():
-        crops = c.load(e)["crops"]
-        crops = np.stack([cv2.resize(k, (spec.size, spec.size), interpolation=cv2.INTER_AREA) for k in crops])
-        x = crops_to_tensor(crops, spec).numpy()
+        x = crops_to_tensor(c.crops(e, spec.size), spec).numpy()
         for out, twin in zip(scores, twins):
             out.append(float(_probs(twin, x, temperature).mean()))
         labels.append(int(e["label"]))

@@ -25,8 +25,6 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def load_inputs(caches: list[Path], size: int, max_crops: int):
     """[(cache kind, source group, split, label, crops uint8 (K, S, S, 3))] for every usable entry."""
-    import cv2
-
     sys.path.insert(0, str(ROOT / "tools"))
     from train_default import group_split
 
@@ -36,9 +34,7 @@ def load_inputs(caches: list[Path], size: int, max_crops: int):
     for path in caches:
         cache = FaceCropCache(path)
         for e in cache.filter():
-            crops = cache.load(e)["crops"]
-            take = np.unique(np.linspace(0, len(crops) - 1, min(len(crops), max_crops)).round().astype(int))
-            crops = np.stack([cv2.resize(crops[k], (size, size), interpolation=cv2.INTER_AREA) for k in take])
+            crops = cache.crops(e, size, max_crops)
             group = "DFDC" if e.get("source", "").startswith("DFDC") else "talking-face"
             out.append((e.get("kind", "video") + "s", group, group_split(e["group"], 0, 0.1, 0.1), int(e["label"]), crops))
     return out

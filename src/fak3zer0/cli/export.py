@@ -27,7 +27,6 @@ def register(sub) -> argparse.ArgumentParser:
 
 def calibration_crops(cache_dir: str, n: int, spec):
     """``n`` crops spread evenly over a cache's entries, as model inputs (N, 3, S, S) float32."""
-    import cv2
     import numpy as np
 
     from fak3zer0.data.cache import FaceCropCache
@@ -40,12 +39,8 @@ def calibration_crops(cache_dir: str, n: int, spec):
         raise DatasetError(f"{cache_dir}: no usable entries for calibration")
     picked = [entries[i] for i in np.unique(np.linspace(0, len(entries) - 1, n).round().astype(int))]
     per = max(1, -(-n // len(picked)))
-    crops = []
-    for e in picked:
-        c = cache.load(e)["crops"]
-        for k in np.unique(np.linspace(0, len(c) - 1, min(per, len(c))).round().astype(int)):
-            crops.append(cv2.resize(c[k], (spec.size, spec.size), interpolation=cv2.INTER_AREA))
-    return crops_to_tensor(np.stack(crops[:n]), spec).numpy()
+    crops = np.concatenate([cache.crops(e, spec.size, per) for e in picked])
+    return crops_to_tensor(crops[:n], spec).numpy()
 
 
 def run(args) -> int:

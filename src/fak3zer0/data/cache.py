@@ -511,6 +511,18 @@ class FaceCropCache:
             raise DatasetError(f"cache {self.path}: {entry['file']} is missing; "
                                "rerun preprocess to rebuild it") from None
 
+    def crops(self, entry: dict | str, size: int, max_crops: int | None = None) -> np.ndarray:
+        """An entry's crops as (K, size, size, 3) uint8: at most ``max_crops`` spread evenly over
+        the entry, resampled with area interpolation when the cache's crop size differs."""
+        import cv2
+
+        crops = self.load(entry)["crops"]
+        if max_crops is not None and len(crops) > max_crops:
+            crops = crops[np.unique(np.linspace(0, len(crops) - 1, max_crops).round().astype(int))]
+        if crops.shape[1] == size:
+            return crops
+        return np.stack([cv2.resize(c, (size, size), interpolation=cv2.INTER_AREA) for c in crops])
+
     def samples(self, **filters) -> list[Sample]:
         """Entries (``filter`` arguments) as :class:`Sample` records."""
         return [Sample(path=e["path"], label=int(e["label"]), video_id=e["video_id"], group=e["group"],

@@ -113,9 +113,7 @@ def extract_faces(
         detections += 1
         return detector.detect(image) if faces is None else faces
 
-    iterator = iter(frames)
-    pos = 0
-    for frame in iterator:
+    for pos, frame in enumerate(frames):
         if pos % step == 0:
             faces = detect_step(frame.image)
             flush(faces)
@@ -123,7 +121,6 @@ def extract_faces(
             last = faces
         else:
             pending.append(frame)
-        pos += 1
     if pending:  # the clip ended between detections: detect on the last frame and fill the gap
         tail = pending.pop()
         faces = detect_step(tail.image)
