@@ -18,9 +18,8 @@ from fak3zer0.defaults import DETECT_MAX_SIDE, DETECT_RETRY_MAX_SIDE, MIN_FACE_S
 from fak3zer0.errors import ModelError
 from fak3zer0.faces.boxes import iou_matrix
 
-#: Re-detection window around a known face (times the face's size) and the face size it is resampled to.
-ROI_FACTOR = 2.0
-ROI_FACE_PX = 64
+#: Looks O-Net takes at a known face's last box to find it again (``MTCNNDetector.detect_near``).
+NEAR_PASSES = 2
 
 #: Order of the five landmarks (image-left eye first, as seen in the picture).
 LANDMARK_NAMES = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
@@ -67,9 +66,6 @@ class MTCNNDetector:
         from fak3zer0.faces.mtcnn import MTCNN
 
         self.net = MTCNN(min_face_size=min_face_size)
-        # Re-detection around known faces: the face is resampled to ~ROI_FACE_PX, so only faces
-        # of half that size or more need looking for.
-        self.roi_net = MTCNN(min_face_size=ROI_FACE_PX // 2, nets=self.net)
         self.max_side, self.min_score = max_side, min_score
         self.retry_max_side = retry_max_side
 
@@ -98,40 +94,30 @@ class MTCNNDetector:
         return out
 
     def detect_near(self, image: np.ndarray, previous: list[FaceBox]) -> list[FaceBox] | None:
-        """Find the faces of ``previous`` again, searching only around where they were.
+        """Find the faces of ``previous`` again where they were, with MTCNN's last stage alone.
 
-        Each face is looked for in a square window of ``ROI_FACTOR`` times its size around its
-        last box, resampled so the face is about ``ROI_FACE_PX`` pixels: a small pyramid instead of
-        the whole frame's (measured 4-6x cheaper). Returns one box per previous face, in the same
-        order, or None when any face is not found again (it moved far, turned away or left): the
-        caller then runs the full :meth:`detect`, which also finds faces that came into view.
+        O-Net looks at each face's last box and moves it onto the face it sees there; a second
+        look from the moved box settles box and landmarks. No pyramid, no search: on 159 pairs of
+        dev-video frames 4 samples apart it took 6.4 ms per frame against 14 ms for a small
+        search around the face, boxes matching whole-frame detection with mean IoU 0.92 (0.93).
+        Returns one box per previous face, in the same order, or None when a face is not seen
+        again (O-Net's score under ``min_score``, or the box moved off its last place): the caller
+        then runs the full :meth:`detect`, which also finds faces that came into view.
         """
         if not previous:
             return None
+        boxes = np.array([f.box for f in previous], dtype=np.float64)
+        if (np.minimum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]) < 8).any():
+            return None
+        for _ in range(NEAR_PASSES):
+            boxes, scores, landmarks = self.net.refine(image, boxes)
         h, w = image.shape[:2]
         out = []
-        for prev in previous:
-            x1, y1, x2, y2 = prev.box
-            side = max(x2 - x1, y2 - y1)
-            if side < 8:
+        for prev, b, sc, lm in zip(previous, boxes, scores, landmarks):
+            b = np.clip(b, 0, [w, h, w, h])
+            if sc < self.min_score or b[2] - b[0] < 4 or b[3] - b[1] < 4 or _iou(b, prev.box) < 0.2:
                 return None
-            cx, cy, half = (x1 + x2) / 2, (y1 + y2) / 2, side * ROI_FACTOR / 2
-            rx1, ry1 = int(max(0, cx - half)), int(max(0, cy - half))
-            rx2, ry2 = int(min(w, cx + half)), int(min(h, cy + half))
-            if rx2 - rx1 < 12 or ry2 - ry1 < 12:
-                return None
-            scale = ROI_FACE_PX / side
-            roi = cv2.resize(image[ry1:ry2, rx1:rx2],
-                             (max(12, round((rx2 - rx1) * scale)), max(12, round((ry2 - ry1) * scale))),
-                             interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
-            scale = roi.shape[1] / (rx2 - rx1)
-            found = self._faces(self.roi_net.detect(roi), scale, (rx1, ry1), (h, w))
-            if not found:
-                return None
-            best = max(found, key=lambda f: _iou(f.box, prev.box) + 0.01 * f.score)
-            if _iou(best.box, prev.box) < 0.2:
-                return None
-            out.append(best)
+            out.append(FaceBox(b, float(sc), lm))
         return out
 
 

@@ -110,8 +110,11 @@ def _crop_patches(image: np.ndarray, boxes: np.ndarray, size: int) -> torch.Tens
         sx1, sy1, sx2, sy2 = max(x1, 0), max(y1, 0), min(x2, w), min(y2, h)
         if bw < 2 or bh < 2 or sx2 <= sx1 or sy2 <= sy1:
             continue
-        patch = np.zeros((bh, bw, 3), dtype=np.uint8)
-        patch[sy1 - y1:sy2 - y1, sx1 - x1:sx2 - x1] = image[sy1:sy2, sx1:sx2]
+        if (sx1, sy1, sx2, sy2) == (x1, y1, x2, y2):  # inside the frame: no padded copy needed
+            patch = image[y1:y2, x1:x2]
+        else:
+            patch = np.zeros((bh, bw, 3), dtype=np.uint8)
+            patch[sy1 - y1:sy2 - y1, sx1 - x1:sx2 - x1] = image[sy1:sy2, sx1:sx2]
         out[i] = cv2.resize(patch, (size, size), interpolation=cv2.INTER_AREA)
     return _to_input(out)
 
@@ -135,12 +138,9 @@ def _apply_regression(boxes: np.ndarray, reg: np.ndarray, plus_one: bool) -> np.
 class MTCNN:
     """Find faces and their five landmarks (eyes, nose, mouth corners) in an RGB uint8 image."""
 
-    def __init__(self, min_face_size: int = 24, thresholds=(0.6, 0.7, 0.7), factor: float = 0.709,
-                 weights: str | Path | None = None, nets: "MTCNN | None" = None) -> None:
-        self.min_face_size, self.thresholds, self.factor = min_face_size, thresholds, factor
-        if nets is not None:  # share another instance's networks (different search settings)
-            self.pnet, self.rnet, self.onet = nets.pnet, nets.rnet, nets.onet
-            return
+    def __init__(self, min_face_size: int = 24, thresholds=(0.6, 0.7, 0.7),
+                 weights: str | Path | None = None) -> None:
+        self.min_face_size, self.thresholds = min_face_size, thresholds
         wdir = Path(weights) if weights else mtcnn_weights_dir()
         if wdir is None:
             raise ModelError("MTCNN weights not found: `pip install --no-deps facenet-pytorch==2.6.0` "
@@ -151,32 +151,45 @@ class MTCNN:
             net.eval()
         self.pnet.to(memory_format=torch.channels_last)  # measured ~20% faster on CPU for P-Net's few channels
 
-    def _scales(self, h: int, w: int) -> list[float]:
+    def _pyramid(self, image: np.ndarray):
+        """Yield ``(level, sx, sy)``: the image resampled so faces of ``min_face_size`` become 12 px, then
+        smaller by 1/sqrt(2) per level (facenet's factor is 0.709) while the level is at least 12 px.
+
+        Every second level is the one two steps up halved exactly (cropped to even sides first):
+        OpenCV's 2:1 area resampling is an order of magnitude faster than any other ratio (0.2 vs 3.5
+        ms for 640x480 -> 320x240), so only the first two levels take the slow general path.
+        """
+        h, w = image.shape[:2]
         m = 12.0 / self.min_face_size
-        minl, scales, s = min(h, w) * m, [], m
-        while minl >= 12:
-            scales.append(s)
-            s *= self.factor
-            minl *= self.factor
-        return scales
+        levels: list[np.ndarray] = []
+        for i in range(64):
+            s = m * 0.5 ** (i / 2)
+            if min(h, w) * s < 12:
+                return
+            if i < 2:
+                src = image if i == 0 else levels[0]
+                size = (max(1, round(w * s)), max(1, round(h * s)))
+            else:
+                up = levels[i - 2]
+                src = up[:up.shape[0] // 2 * 2, :up.shape[1] // 2 * 2]
+                size = (src.shape[1] // 2, src.shape[0] // 2)
+            if min(size) < 12:
+                return
+            im = src if size == (src.shape[1], src.shape[0]) else cv2.resize(src, size, interpolation=cv2.INTER_AREA)
+            levels.append(im)
+            yield im, im.shape[1] / w, im.shape[0] / h
 
     def _stage1(self, image: np.ndarray) -> np.ndarray:
-        h, w = image.shape[:2]
-        found, levels = [], []
-        for i, scale in enumerate(self._scales(h, w)):
-            # Each level is resampled from the one two steps up (about twice its size) rather than
-            # from the full image: the same sizes, a fraction of the resampling work.
-            src = levels[i - 2] if i >= 2 else image
-            im = cv2.resize(src, (int(w * scale + 1), int(h * scale + 1)), interpolation=cv2.INTER_AREA)
-            levels.append(im)
+        found = []
+        for im, sx, sy in self._pyramid(image):
             reg, prob = self.pnet(_to_input(im[None]).contiguous(memory_format=torch.channels_last))
             p = prob[0, 1].numpy()
             ys, xs = np.nonzero(p >= self.thresholds[0])
             if len(ys) == 0:
                 continue
             r = reg[0].numpy()[:, ys, xs].T
-            x1, y1 = np.floor((2 * xs + 1) / scale), np.floor((2 * ys + 1) / scale)
-            x2, y2 = np.floor((2 * xs + 12) / scale), np.floor((2 * ys + 12) / scale)
+            x1, y1 = np.floor((2 * xs + 1) / sx), np.floor((2 * ys + 1) / sy)
+            x2, y2 = np.floor((2 * xs + 12) / sx), np.floor((2 * ys + 12) / sy)
             cand = np.column_stack([x1, y1, x2, y2, p[ys, xs], r])
             found.append(cand[nms(cand[:, :4], cand[:, 4], 0.5)])
         if not found:
@@ -217,3 +230,18 @@ class MTCNN:
         boxes = _apply_regression(boxes[:, :4], reg, plus_one=True)
         pick = nms(boxes, scores, 0.7, mode="min")
         return boxes[pick], scores[pick], landmarks[pick]
+
+    @torch.inference_mode()
+    def refine(self, image: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """O-Net alone on given boxes: ``boxes (N, 4)``, ``scores (N,)``, ``landmarks (N, 5, 2)`` of the face
+        O-Net sees in each (squared) box, its box corrected by O-Net's regression. No search, no NMS."""
+        boxes = square_boxes(np.asarray(boxes, dtype=np.float64).reshape(-1, 4))
+        if len(boxes) == 0:
+            return np.zeros((0, 4)), np.zeros(0), np.zeros((0, 5, 2))
+        reg, pts, prob = self.onet(_crop_patches(np.ascontiguousarray(image, dtype=np.uint8), boxes, 48))
+        reg, pts, scores = reg.numpy(), pts.numpy(), prob[:, 1].numpy()
+        bw = boxes[:, 2] - boxes[:, 0] + 1
+        bh = boxes[:, 3] - boxes[:, 1] + 1
+        landmarks = np.stack([boxes[:, [0]] + bw[:, None] * pts[:, :5] - 1,
+                              boxes[:, [1]] + bh[:, None] * pts[:, 5:] - 1], axis=-1)
+        return _apply_regression(boxes, reg, plus_one=True), scores, landmarks
