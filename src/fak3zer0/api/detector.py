@@ -128,6 +128,7 @@ class Detector:
         self.max_tracks = max_tracks
         self.detect_every = detect_every
         self.full_detect_every = full_detect_every
+        self.decode_threads: int | None = None  # FFmpeg threads per file (None: its own choice)
         self.batch_size = batch_size or (defaults.CPU_BATCH_SIZE if self.device.type == "cpu" else
                                          defaults.GPU_BATCH_SIZE)
         self.twin, self.backend = self._load_twin(backend)
@@ -173,11 +174,13 @@ class Detector:
         max_tracks: int = defaults.MAX_TRACKS,
         detect_every: int = defaults.DETECT_EVERY,
         full_detect_every: int = defaults.FULL_DETECT_EVERY,
+        decode_threads: int | None = None,
     ) -> "Detector":
         """A Detector that can only :meth:`prepare` (no model is loaded), for decode/face worker processes.
 
         ``spec`` is the model's :class:`~fak3zer0.models.registry.InputSpec` (``detector.spec`` of a full
         Detector; :meth:`prepare_settings` gives all the arguments). :meth:`score` raises on it.
+        ``decode_threads=1`` suits workers that each decode a file of their own (see ``sample_frames``).
         """
         if frames < 1:
             raise Fak3Zer0Error("frames must be at least 1")
@@ -194,6 +197,7 @@ class Detector:
         self.max_tracks = max_tracks
         self.detect_every = detect_every
         self.full_detect_every = full_detect_every
+        self.decode_threads = decode_threads
         self.batch_size = defaults.CPU_BATCH_SIZE
         self.twin, self.backend, self.channels_last = None, "none", False
         return self
@@ -214,7 +218,8 @@ class Detector:
             n = 1 if out.info.kind == "image" else self.frames
             total = min(n, max(out.info.frame_count, 1))
             cb = (lambda i: progress("faces", i + 1, total)) if progress else None
-            out.faces = extract_faces(sample_frames(path, n, out.info), self.face_detector, self.spec.size,
+            frames = sample_frames(path, n, out.info, self.decode_threads)
+            out.faces = extract_faces(frames, self.face_detector, self.spec.size,
                                       max_tracks=self.max_tracks, detect_every=self.detect_every,
                                       full_detect_every=self.full_detect_every, on_frame=cb)
         except MediaError as exc:

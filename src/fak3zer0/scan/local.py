@@ -38,7 +38,7 @@ def _worker_main(conn, settings: dict, threads: int) -> None:
         cv2.setNumThreads(1)
         from fak3zer0.api.detector import Detector, PreparedMedia
 
-        preparer = Detector.prepare_only(**settings)
+        preparer = Detector.prepare_only(**settings, decode_threads=1)  # one file per worker
     except BaseException as exc:  # noqa: BLE001
         try:
             conn.send(("failed", f"{type(exc).__name__}: {exc}"))

@@ -44,7 +44,7 @@ class _Preparer:
         from fak3zer0.api.detector import Detector
 
         torch.set_num_threads(1)
-        self.preparer = Detector.prepare_only(**settings)
+        self.preparer = Detector.prepare_only(**settings, decode_threads=1)  # one file per actor
 
     def prepare(self, path: str):
         return self.preparer.prepare(path)
