@@ -1,6 +1,6 @@
 """Throughput of `fak3zer0 scan` against decoding alone, and its memory on short vs long clips.
 
-    python bench/scan_throughput.py [--frames 32] [--clips 12] [--real 4] [--model NAME_OR_CKPT]
+    python bench/scan_throughput.py [--frames 32] [--clips 28] [--real 4] [--model NAME_OR_CKPT]
 
 On a folder of generated 640x480 clips (plus a few real videos from the shared dev set when
 present) it measures, in one run:
@@ -212,7 +212,7 @@ def table(rows: list[list[str]]) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--frames", type=int, default=None, help="frames per clip (default: the scanner's default)")
-    ap.add_argument("--clips", type=int, default=12, help="generated 3 s 640x480 clips (default: 12)")
+    ap.add_argument("--clips", type=int, default=28, help="generated 3 s 640x480 clips (default: 28)")
     ap.add_argument("--real", type=int, default=4, help="real videos from the shared dev set, if present (default: 4)")
     ap.add_argument("--model", default=None, help="model to scan with (default: the default model; "
                                                   "'tiny' = an untrained Meso4)")
