@@ -13,8 +13,8 @@ DETECT_MAX_SIDE = 640
 DETECT_RETRY_MAX_SIDE = 960
 #: Run the face detector on every Nth sampled frame and interpolate between (1 = every frame).
 DETECT_EVERY = 4
-#: Of those detections, every Nth searches the whole frame; the others look for the known faces
-#: only around where they were (falling back to the whole frame when one is lost).
+#: Of those detections, every Nth searches the whole frame; on the others the known faces are found
+#: again from their last box (falling back to the whole frame when one is lost).
 FULL_DETECT_EVERY = 3
 #: Face crops per model call. On a CPU small batches stay in cache: EfficientNet-Lite0 at 160 px
 #: measured ~11 ms/crop at 4-8 per batch, channels-last, vs ~35 ms/crop at 64 in the default

@@ -29,8 +29,9 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
                    help=f"run the face detector on every K-th sampled frame and interpolate boxes between "
                         f"(falls back to detecting every frame when faces change; default {defaults.DETECT_EVERY})")
     g.add_argument("--full-detect-every", type=int, default=defaults.FULL_DETECT_EVERY, metavar="N",
-                   help=f"of those detections, search the whole frame on every N-th and only around the known "
-                        f"faces on the others (the whole frame again when a face is lost; new faces are found "
+                   help=f"of those detections, search the whole frame on every N-th; on the others the known "
+                        f"faces are found again from their last box (the whole frame again when a face is lost; "
+                        f"new faces are found "
                         f"at the next whole-frame search; 1 = always the whole frame; default "
                         f"{defaults.FULL_DETECT_EVERY})")
 

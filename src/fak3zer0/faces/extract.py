@@ -71,8 +71,8 @@ def extract_faces(
     through the detector too, so nothing is lost when faces appear, vanish or jump. At most
     ``detect_every`` frames are held in memory; after cropping only the crops are kept.
 
-    A detector with ``detect_near`` (MTCNN) looks for already-known faces only around where they
-    were, on all but every ``full_detect_every``-th detection (1 = always the whole frame); when
+    A detector with ``detect_near`` (MTCNN) finds already-known faces again from their last box,
+    on all but every ``full_detect_every``-th detection (1 = always the whole frame); when
     a face is not found again there, the whole frame is searched at once. A face that comes into
     view is therefore found at the next whole-frame detection at the latest.
     """
