@@ -61,6 +61,39 @@ def test_nms_and_square():
     assert sq[0, 2] - sq[0, 0] == pytest.approx(sq[0, 3] - sq[0, 1]) == pytest.approx(20)
 
 
+def _greedy_nms(boxes, scores, threshold):
+    """Textbook greedy NMS (IoU), the reference for the OpenCV-backed ``nms``."""
+    order, keep = list(np.argsort(-scores, kind="stable")), []
+    while order:
+        i = order.pop(0)
+        keep.append(i)
+        order = [j for j in order if iou_matrix(boxes[i][None], boxes[j][None])[0, 0] <= threshold]
+    return keep
+
+
+def test_nms_matches_greedy_reference_on_random_boxes():
+    rng = np.random.default_rng(0)
+    for n in (1, 7, 60):
+        xy = rng.random((n, 2)) * 100
+        boxes = np.hstack([xy, xy + rng.random((n, 2)) * 40 + 2])
+        scores = rng.random(n)
+        for t in (0.3, 0.5, 0.7):
+            assert list(nms(boxes, scores, t)) == _greedy_nms(boxes, scores, t)
+
+
+def test_mtcnn_pyramid_halves_exactly_every_second_level():
+    from fak3zer0.faces.mtcnn import MTCNN
+
+    net = build_face_detector("mtcnn").net
+    assert isinstance(net, MTCNN)
+    frame = np.zeros((481, 641, 3), np.uint8)  # odd sides: levels are cropped to even before halving
+    levels = [im for im, _, _ in net._pyramid(frame)]
+    assert levels[0].shape[:2] == (240, 320)  # 12 / min_face_size (24) = 0.5
+    assert min(levels[-1].shape[:2]) >= 12 and len(levels) >= 6
+    for a, b in zip(levels, levels[2:]):
+        assert b.shape[:2] == (a.shape[0] // 2, a.shape[1] // 2)
+
+
 def _fb(x, y, s=40):
     return FaceBox(np.array([x, y, x + s, y + s], float), 0.99)
 
