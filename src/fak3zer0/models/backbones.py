@@ -22,6 +22,7 @@ from fak3zer0.models.efficientnet import (
     IMAGENET_STD,
     LITE_SCALING,
     EfficientNetLite,
+    PooledClassifier,
     load_imagenet_weights,
 )
 from fak3zer0.models.registry import InputSpec, register_model
@@ -29,7 +30,7 @@ from fak3zer0.models.registry import InputSpec, register_model
 SMALL_SPEC = InputSpec(kind="frame", size=112, mean=IMAGENET_MEAN, std=IMAGENET_STD)
 
 
-class SmallCNN(nn.Module):
+class SmallCNN(PooledClassifier):
     """A few stride-2 3x3 conv -> BN -> ReLU stages, global average pool, linear head."""
 
     def __init__(self, widths: tuple[int, ...] = (16, 32, 64, 128), num_classes: int = 1, dropout: float = 0.0) -> None:
@@ -45,15 +46,6 @@ class SmallCNN(nn.Module):
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         return self.stages(x)
-
-    def pooled_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.features(x).flatten(2).mean(-1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.classifier is None:
-            raise ModelError("built without a classifier (num_classes=0); use pooled_features()")
-        logits = self.classifier(self.dropout(self.pooled_features(x)))
-        return logits.squeeze(1) if logits.shape[1] == 1 else logits
 
     def cam_layer(self) -> nn.Module:
         return self.stages[-1][1]  # BN of the last stage

@@ -136,7 +136,31 @@ class MBConv(nn.Module):
         return x + y
 
 
-class EfficientNetLite(nn.Module):
+class PooledClassifier(nn.Module):
+    """A frame CNN whose logit is ``classifier(dropout(mean over space of features(x)))``.
+
+    Subclasses define ``features``, ``classifier`` (None: a feature extractor) and ``dropout``.
+    The pooling is shape-agnostic, so inflated 3D feature maps pool the same way.
+    """
+
+    classifier: nn.Module | None
+    dropout: nn.Module
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def pooled_features(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, C)`` global-average-pooled features (works on 2D and inflated 3D maps)."""
+        return self.features(x).flatten(2).mean(-1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.classifier is None:
+            raise ModelError("built without a classifier (num_classes=0); use pooled_features()")
+        logits = self.classifier(self.dropout(self.pooled_features(x)))
+        return logits.squeeze(1) if logits.shape[1] == 1 else logits
+
+
+class EfficientNetLite(PooledClassifier):
     """EfficientNet-Lite0/1/2 with a fake-logit head (or the ImageNet head, ``num_classes=1000``).
 
     ``forward`` only uses shape-agnostic pooling, so :func:`fak3zer0.models.i3d.inflate_2d_to_3d`
@@ -184,16 +208,6 @@ class EfficientNetLite(nn.Module):
         for block in self.blocks:
             x = block(x)
         return self.act(self.head_bn(self.head_conv(x)))
-
-    def pooled_features(self, x: torch.Tensor) -> torch.Tensor:
-        """``(B, 1280)`` global-average-pooled features (works on 2D and inflated 3D maps)."""
-        return self.features(x).flatten(2).mean(-1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.classifier is None:
-            raise ModelError("built without a classifier (num_classes=0); use pooled_features()")
-        logits = self.classifier(self.dropout(self.pooled_features(x)))
-        return logits.squeeze(1) if logits.shape[1] == 1 else logits
 
     def cam_layer(self) -> nn.Module:
         return self.head_bn

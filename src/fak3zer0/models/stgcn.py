@@ -23,7 +23,7 @@ stream on landmark velocities (frame differences) and fuses the two streams' fea
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -274,45 +274,33 @@ class STGCN(nn.Module):
         return self.streams[0].blocks[-1].bn2
 
 
-def _build(streams: tuple[str, ...], landmarks: int, frames: int, **options: Any) -> STGCN:
-    model = STGCN(landmarks, streams, **options)
-    model.input_spec = InputSpec(kind="landmarks", size=0, frames=frames, landmarks=landmarks)
-    return model
+def _builder(streams: tuple[str, ...]):
+    """The registry builder of an ST-GCN over ``streams`` (its keyword arguments are the config options)."""
+
+    def build(
+        landmarks: int = 5,
+        channels: tuple[int, ...] = (32, 32, 64, 64),
+        strides: tuple[int, ...] | None = None,
+        temporal_kernel: int = 9,
+        partition: str = "distance",
+        mean_shape: list | None = None,
+        knn: int = 6,
+        dropout: float = 0.0,
+        normalise: bool = True,
+        eyes: tuple[list[int], list[int]] | None = None,
+        frames: int = LANDMARK_SPEC.frames,
+    ) -> STGCN:
+        model = STGCN(landmarks, streams, channels=channels, strides=strides, temporal_kernel=temporal_kernel,
+                      partition=partition, mean_shape=mean_shape, knn=knn, dropout=dropout, normalise=normalise,
+                      eyes=eyes)
+        model.input_spec = InputSpec(kind="landmarks", size=0, frames=frames, landmarks=landmarks)
+        return model
+
+    return build
 
 
-@register_model("stgcn", input_spec=LANDMARK_SPEC, family="stgcn", description="ST-GCN over facial landmarks (Yan et al. 2018)")
-def stgcn(
-    landmarks: int = 5,
-    channels: tuple[int, ...] = (32, 32, 64, 64),
-    strides: tuple[int, ...] | None = None,
-    temporal_kernel: int = 9,
-    partition: str = "distance",
-    mean_shape: list | None = None,
-    knn: int = 6,
-    dropout: float = 0.0,
-    normalise: bool = True,
-    eyes: tuple[list[int], list[int]] | None = None,
-    frames: int = LANDMARK_SPEC.frames,
-) -> STGCN:
-    return _build(("position",), landmarks, frames, channels=channels, strides=strides, temporal_kernel=temporal_kernel,
-                  partition=partition, mean_shape=mean_shape, knn=knn, dropout=dropout, normalise=normalise, eyes=eyes)
-
-
-@register_model("stgcn_2s", input_spec=LANDMARK_SPEC, family="stgcn",
-                description="Two-stream ST-GCN: landmark positions + velocities, features fused")
-def stgcn_2s(
-    landmarks: int = 5,
-    channels: tuple[int, ...] = (32, 32, 64, 64),
-    strides: tuple[int, ...] | None = None,
-    temporal_kernel: int = 9,
-    partition: str = "distance",
-    mean_shape: list | None = None,
-    knn: int = 6,
-    dropout: float = 0.0,
-    normalise: bool = True,
-    eyes: tuple[list[int], list[int]] | None = None,
-    frames: int = LANDMARK_SPEC.frames,
-) -> STGCN:
-    return _build(("position", "velocity"), landmarks, frames, channels=channels, strides=strides,
-                  temporal_kernel=temporal_kernel, partition=partition, mean_shape=mean_shape, knn=knn, dropout=dropout,
-                  normalise=normalise, eyes=eyes)
+stgcn = register_model("stgcn", input_spec=LANDMARK_SPEC, family="stgcn",
+                       description="ST-GCN over facial landmarks (Yan et al. 2018)")(_builder(("position",)))
+stgcn_2s = register_model("stgcn_2s", input_spec=LANDMARK_SPEC, family="stgcn",
+                          description="Two-stream ST-GCN: landmark positions + velocities, features fused")(
+    _builder(("position", "velocity")))
