@@ -269,12 +269,14 @@ class InProcess:
 
 
 def run_local(files, store, opts: ScanOptions, *, db: str, warn=None) -> ScanSummary:
-    from fak3zer0.api.detector import Detector
-
     workers = default_workers() if opts.workers is None else max(0, int(opts.workers))
     if workers:  # no more processes than files
         workers = min(workers, max(1, sum(1 for f in files if f.exists)))
+    # The fork server starts importing torch & co. before this process does the same (next line),
+    # so the two imports overlap on two cores instead of running one after the other.
     ctx = worker_context(start=True) if workers else None
+    from fak3zer0.api.detector import Detector
+
     detector = Detector(opts.model, frames=opts.frames, threshold=opts.threshold, device=opts.device,
                         face_detector=opts.face_detector, threads=opts.threads, detect_every=opts.detect_every,
                         full_detect_every=opts.full_detect_every, backend=opts.backend)
