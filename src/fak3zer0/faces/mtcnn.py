@@ -216,25 +216,19 @@ class MTCNN:
         boxes = np.column_stack([square_boxes(_apply_regression(boxes[pick, :4], reg[pick], True)), boxes[pick, 4]])
         if len(boxes) == 0:
             return empty
-        reg, pts, prob = self.onet(_crop_patches(img, boxes, 48))
-        keep = prob[:, 1].numpy() > self.thresholds[2]
-        boxes, reg, pts = boxes[keep], reg[keep].numpy(), pts[keep].numpy()
-        scores = prob[keep, 1].numpy()
+        boxes, scores, landmarks = self.refine(img, boxes[:, :4])
+        keep = scores > self.thresholds[2]
+        boxes, scores, landmarks = boxes[keep], scores[keep], landmarks[keep]
         if len(boxes) == 0:
             return empty
-        bw = boxes[:, 2] - boxes[:, 0] + 1
-        bh = boxes[:, 3] - boxes[:, 1] + 1
-        lx = boxes[:, [0]] + bw[:, None] * pts[:, :5] - 1
-        ly = boxes[:, [1]] + bh[:, None] * pts[:, 5:] - 1
-        landmarks = np.stack([lx, ly], axis=-1)
-        boxes = _apply_regression(boxes[:, :4], reg, plus_one=True)
         pick = nms(boxes, scores, 0.7, mode="min")
         return boxes[pick], scores[pick], landmarks[pick]
 
     @torch.inference_mode()
     def refine(self, image: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """O-Net alone on given boxes: ``boxes (N, 4)``, ``scores (N,)``, ``landmarks (N, 5, 2)`` of the face
-        O-Net sees in each (squared) box, its box corrected by O-Net's regression. No search, no NMS."""
+        O-Net sees in each (squared) box, its box corrected by O-Net's regression. No search, no NMS:
+        the last stage of :meth:`detect`, and on its own how known faces are found again."""
         boxes = square_boxes(np.asarray(boxes, dtype=np.float64).reshape(-1, 4))
         if len(boxes) == 0:
             return np.zeros((0, 4)), np.zeros(0), np.zeros((0, 5, 2))
