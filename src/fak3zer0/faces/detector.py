@@ -77,21 +77,17 @@ class MTCNNDetector:
 
     def _detect_at(self, image: np.ndarray, max_side: int) -> list[FaceBox]:
         small, scale = _downscale(image, max_side)
-        return self._faces(self.net.detect(small), scale, (0.0, 0.0), image.shape[:2])
+        faces = (self._face_box(b, s, lm, scale, image.shape[:2]) for b, s, lm in zip(*self.net.detect(small)))
+        return [f for f in faces if f is not None]
 
-    def _faces(self, found, scale: float, offset: tuple[float, float], shape) -> list[FaceBox]:
-        """Detections in a resized (``scale``) region starting at ``offset`` -> full-frame FaceBoxes."""
+    def _face_box(self, box, score, landmarks, scale: float, shape) -> FaceBox | None:
+        """One MTCNN detection in a frame resized by ``scale`` -> a full-frame FaceBox, or None when its
+        score is under ``min_score`` or it keeps less than 4 px a side inside the frame."""
         h, w = shape
-        out = []
-        shift = np.array([offset[0], offset[1]])
-        for b, s, lm in zip(*found):
-            if s < self.min_score:
-                continue
-            b = np.clip(b / scale + np.tile(shift, 2), [0, 0, 0, 0], [w, h, w, h])
-            if b[2] - b[0] < 4 or b[3] - b[1] < 4:
-                continue
-            out.append(FaceBox(b, float(s), lm / scale + shift))
-        return out
+        b = np.clip(box / scale, [0, 0, 0, 0], [w, h, w, h])
+        if score < self.min_score or b[2] - b[0] < 4 or b[3] - b[1] < 4:
+            return None
+        return FaceBox(b, float(score), landmarks / scale)
 
     def detect_near(self, image: np.ndarray, previous: list[FaceBox]) -> list[FaceBox] | None:
         """Find the faces of ``previous`` again where they were, with MTCNN's last stage alone.
@@ -111,13 +107,12 @@ class MTCNNDetector:
             return None
         for _ in range(NEAR_PASSES):
             boxes, scores, landmarks = self.net.refine(image, boxes)
-        h, w = image.shape[:2]
         out = []
         for prev, b, sc, lm in zip(previous, boxes, scores, landmarks):
-            b = np.clip(b, 0, [w, h, w, h])
-            if sc < self.min_score or b[2] - b[0] < 4 or b[3] - b[1] < 4 or _iou(b, prev.box) < 0.2:
+            face = self._face_box(b, sc, lm, 1.0, image.shape[:2])
+            if face is None or _iou(face.box, prev.box) < 0.2:
                 return None
-            out.append(FaceBox(b, float(sc), lm))
+            out.append(face)
         return out
 
 
