@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fak3zer0.data.sbi import blend_mask, face_region_points, self_blend
+from fak3zer0.data.sbi import blend_mask, face_region_points, lower_face_points, region_mix, self_blend
 from fak3zer0.faces import crop_face, transform_points
 
 # MTCNN's box and five points on skimage's astronaut photo (public domain), fixed so no detector runs here.
@@ -93,3 +93,62 @@ def test_rejects_bad_input(face):
         self_blend(crop.astype(np.float32), lm, np.random.default_rng(0))
     with pytest.raises(ValueError):
         self_blend(crop, lm[:2], np.random.default_rng(0))
+    with pytest.raises(ValueError, match="region"):
+        self_blend(crop, lm, np.random.default_rng(0), region="eyes")
+    with pytest.raises(ValueError):
+        region_mix(1.5)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_lower_region_covers_mouth_and_nose_not_the_eyes(face, seed):
+    crop, lm = face
+    img, mask = self_blend(crop, lm, np.random.default_rng(seed), region="lower")
+    changed = np.any(img != crop, axis=2)
+    assert changed.any() and not (changed & (mask == 0)).any()
+    for x, y in np.round(lm[2:]).astype(int):  # nose tip, mouth corners
+        assert mask[y, x] > 0
+    for x, y in np.round(lm[:2]).astype(int):  # eyes untouched
+        assert mask[y, x] == 0
+    # smaller than a whole-face blend from the same seed
+    _, face_mask = self_blend(crop, lm, np.random.default_rng(seed))
+    assert 0.02 < (mask > 0).mean() < (face_mask > 0).mean()
+
+
+def test_lower_region_loses_detail(face):
+    crop, lm = face
+    gray = lambda im: im.astype(np.float32).mean(axis=2)
+    def detail(im, m):  # high-frequency energy where the blend is full
+        g = gray(im)
+        lap = np.abs(4 * g[1:-1, 1:-1] - g[:-2, 1:-1] - g[2:, 1:-1] - g[1:-1, :-2] - g[1:-1, 2:])
+        return float(lap[m[1:-1, 1:-1] > 0.99].mean())
+    drops = []
+    for seed in range(6):
+        img, mask = self_blend(crop, lm, np.random.default_rng(seed), region="lower")
+        if (mask > 0.99).sum() > 50:
+            drops.append(detail(img, mask) / detail(crop, mask))
+    assert drops and max(drops) < 0.9
+
+
+def test_lower_face_points_from_five_and_many_landmarks(face):
+    _, lm = face
+    outline, core = lower_face_points(lm)
+    assert np.array_equal(core, lm[2:])
+    assert outline[:, 1].min() > lm[:2, 1].max()  # starts below the eyes
+    assert outline[:, 1].max() > lm[3:, 1].max() + 5  # reaches past the mouth, to the chin
+    t = np.linspace(0, 2 * np.pi, 68, endpoint=False)
+    many = np.stack([64 + 30 * np.cos(t), 64 + 38 * np.sin(t)], axis=1)
+    outline, core = lower_face_points(many)
+    assert len(outline) < 68 and outline[:, 1].min() >= many[:, 1].mean()
+
+
+def test_region_mix_draws_the_region_from_the_rng(face):
+    crop, lm = face
+    lower_only, face_only = region_mix(1.0), region_mix(0.0)
+    a = lower_only(crop, lm, np.random.default_rng(5))[1]
+    b = face_only(crop, lm, np.random.default_rng(5))[1]
+    assert (a > 0).mean() < (b > 0).mean()
+    mixed = region_mix(0.5)
+    areas = {round(float((mixed(crop, lm, np.random.default_rng(s))[1] > 0).mean()), 3) for s in range(12)}
+    assert len(areas) > 1
+    # equally seeded calls (the frames of one clip) agree on the region and the blend
+    assert np.array_equal(mixed(crop, lm, np.random.default_rng(9))[0], mixed(crop, lm, np.random.default_rng(9))[0])

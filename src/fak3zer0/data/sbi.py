@@ -9,6 +9,11 @@ generator's fingerprint, which is why detectors trained on it generalise across 
 Torch-free: numpy + OpenCV. All randomness comes from the ``numpy.random.Generator`` passed in,
 so a seed reproduces an example exactly.
 
+``region="lower"`` is our extension for manipulations that re-render only the mouth and jaw
+(lip-sync: Wav2Lip, VideoReTalking, IP_LAP; talking-head heads pasted back below the eyes): the
+mask covers the lower face (nose tip to chin), and the altered copy always loses resolution (those
+generators render the mouth at 96-256 px) and may open or close the mouth a little.
+
 The paper builds its mask from the convex hull of 81 (or 68) landmarks. Our cache stores
 MTCNN's five points (eyes, nose tip, mouth corners), whose hull is a small pentagon, so with five
 points the hull is grown into a face-shaped ellipse from brows to chin, oriented along the eye
@@ -17,10 +22,13 @@ blurred, and scaled by a random blend ratio.
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import cv2
 import numpy as np
 
 BLEND_RATIOS = (0.25, 0.5, 0.75, 1.0, 1.0, 1.0)
+REGIONS = ("face", "lower")
 
 
 def _u(rng: np.random.Generator, lo: float, hi: float) -> float:
@@ -60,6 +68,51 @@ def face_region_points(landmarks: np.ndarray, rng: np.random.Generator | None = 
     return np.vstack([ellipse, lm])
 
 
+def lower_face_points(landmarks: np.ndarray, rng: np.random.Generator | None = None,
+                      n: int = 40) -> tuple[np.ndarray, np.ndarray]:
+    """Outline of the lower face (nose tip to chin, cheek to cheek) and the landmarks inside it.
+
+    Five points: an ellipse from just above the nose tip to the chin, about as wide as the eyes
+    are apart, plus the nose tip and mouth corners. More points: those below the landmarks' centre
+    (jaw, mouth, lower nose for 68/81 points). Returns ``(outline, core)``; ``core`` must stay inside
+    the mask.
+    """
+    lm = np.asarray(landmarks, dtype=np.float64).reshape(-1, 2)
+    r = rng if rng is not None else np.random.default_rng(0)
+    jitter = (lambda lo, hi: _u(r, lo, hi)) if rng is not None else (lambda lo, hi: (lo + hi) / 2)
+    if len(lm) != 5:
+        below = lm[lm[:, 1] >= lm[:, 1].mean()]
+        return (below, below) if len(below) >= 3 else (lm, lm)
+    left_eye, right_eye, nose, mouth_l, mouth_r = lm
+    eye_c, mouth_c = (left_eye + right_eye) / 2, (mouth_l + mouth_r) / 2
+    eye_vec = right_eye - left_eye
+    d_eye = float(np.linalg.norm(eye_vec))
+    d_em = float(np.linalg.norm(mouth_c - eye_c))
+    if d_eye < 1e-3 or d_em < 1e-3:
+        return lm[2:], lm[2:]
+    right = eye_vec / d_eye
+    up = np.array([right[1], -right[0]])
+    if np.dot(up, eye_c - mouth_c) < 0:
+        up = -up
+    top = nose + up * d_em * jitter(0.0, 0.25)         # at or a little above the nose tip
+    bottom = mouth_c - up * d_em * jitter(0.55, 0.85)  # chin
+    centre = (top + bottom) / 2
+    half_h = float(np.linalg.norm(top - bottom)) / 2
+    half_w = d_eye * jitter(0.8, 1.05)
+    t = np.linspace(0, 2 * np.pi, n, endpoint=False)
+    ellipse = centre + np.outer(np.cos(t) * half_w, right) + np.outer(np.sin(t) * half_h, up)
+    core = lm[2:]
+    return np.vstack([ellipse, core]), core
+
+
+def _region(landmarks: np.ndarray, rng: np.random.Generator, region: str) -> tuple[np.ndarray, np.ndarray]:
+    if region == "face":
+        return face_region_points(landmarks, rng), landmarks
+    if region == "lower":
+        return lower_face_points(landmarks, rng)
+    raise ValueError(f"region must be one of {REGIONS}, not {region!r}")
+
+
 def _fill_hull(shape: tuple[int, int], points: np.ndarray) -> np.ndarray:
     mask = np.zeros(shape, dtype=np.uint8)
     pts = np.round(points).astype(np.int32)
@@ -86,21 +139,24 @@ def _elastic(mask: np.ndarray, rng: np.random.Generator, strength: float, smooth
     return (warped > 0.5).astype(np.uint8)
 
 
-def blend_mask(shape: tuple[int, int], landmarks: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Soft face mask in [0, 1] (float32, H x W): grown hull, elastic deformation, blur (no blend ratio)."""
+def blend_mask(shape: tuple[int, int], landmarks: np.ndarray, rng: np.random.Generator,
+               region: str = "face") -> np.ndarray:
+    """Soft mask in [0, 1] (float32, H x W) over the face or its lower part (``region``): grown hull,
+    elastic deformation, blur (no blend ratio)."""
     h, w = shape
     size = float(min(h, w))
     lm = np.asarray(landmarks, dtype=np.float64).reshape(-1, 2)
-    region = _fill_hull((h, w), face_region_points(lm, rng))
-    region = _elastic(region, rng, strength=_u(rng, 0.01, 0.04) * size, smooth=0.1 * size)
+    outline, core = _region(lm, rng, region)
+    area = _fill_hull((h, w), outline)
+    area = _elastic(area, rng, strength=_u(rng, 0.01, 0.04) * size, smooth=0.1 * size)
     if rng.random() < 0.5:  # sometimes pull the boundary in, so the seam falls inside the face
         k = max(1, int(round(_u(rng, 0.01, 0.04) * size)))
-        region = cv2.erode(region, np.ones((2 * k + 1, 2 * k + 1), np.uint8))
+        area = cv2.erode(area, np.ones((2 * k + 1, 2 * k + 1), np.uint8))
     # The deformation only moves the outline: the landmarks' own hull always stays inside.
-    region = np.maximum(region, _fill_hull((h, w), lm))
+    area = np.maximum(area, _fill_hull((h, w), core))
     sigma = _u(rng, 0.015, 0.05) * size
     k = int(2 * round(3 * sigma) + 1)
-    soft = cv2.GaussianBlur(region.astype(np.float32), (k, k), sigma)
+    soft = cv2.GaussianBlur(area.astype(np.float32), (k, k), sigma)
     soft /= max(float(soft.max()), 1e-6)
     if rng.random() < 0.5:  # a harder edge: stretch the ramp and clip
         soft = np.clip(soft * _u(rng, 1.0, 1.6), 0.0, 1.0)
@@ -110,16 +166,17 @@ def blend_mask(shape: tuple[int, int], landmarks: np.ndarray, rng: np.random.Gen
 
 # ------------------------------------------------------------------ source alteration
 
-def _colour_jitter(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def _colour_jitter(img: np.ndarray, rng: np.random.Generator, strength: float = 1.0) -> np.ndarray:
+    """Shift colour, hue, saturation, brightness and contrast; ``strength`` scales every range."""
     out = img.astype(np.float32)
-    out += rng.uniform(-20, 20, size=3).astype(np.float32)  # per-channel shift
+    out += rng.uniform(-20, 20, size=3).astype(np.float32) * strength  # per-channel shift
     hsv = cv2.cvtColor(np.clip(out, 0, 255).astype(np.uint8), cv2.COLOR_RGB2HSV).astype(np.float32)
-    hsv[..., 0] = (hsv[..., 0] + rng.uniform(-3, 3)) % 180
-    hsv[..., 1] *= rng.uniform(0.85, 1.15)
-    hsv[..., 2] *= rng.uniform(0.9, 1.1)
+    hsv[..., 0] = (hsv[..., 0] + rng.uniform(-3, 3) * strength) % 180
+    hsv[..., 1] *= 1 + rng.uniform(-0.15, 0.15) * strength
+    hsv[..., 2] *= 1 + rng.uniform(-0.1, 0.1) * strength
     out = cv2.cvtColor(np.clip(hsv, 0, 255).astype(np.uint8), cv2.COLOR_HSV2RGB).astype(np.float32)
-    contrast = rng.uniform(0.85, 1.15)
-    out = (out - out.mean()) * contrast + out.mean() + rng.uniform(-10, 10)
+    contrast = 1 + rng.uniform(-0.15, 0.15) * strength
+    out = (out - out.mean()) * contrast + out.mean() + rng.uniform(-10, 10) * strength
     return np.clip(out, 0, 255).astype(np.uint8)
 
 
@@ -146,19 +203,45 @@ def _shift_scale(img: np.ndarray, centre: np.ndarray, rng: np.random.Generator) 
     return cv2.warpAffine(img, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT101)
 
 
-def altered_source(crop: np.ndarray, landmarks: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """The face's altered copy: colour jitter, then sharpen/blur/downscale, then a small scale + shift."""
-    src = _colour_jitter(crop, rng)
-    src = _frequency(src, rng)
+def _rerendered(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Lose resolution as a generator rendering the mouth at 96-256 px would: down- then up-scale."""
+    h, w = img.shape[:2]
+    s = rng.uniform(0.3, 0.7)
+    small = cv2.resize(img, (max(1, int(w * s)), max(1, int(h * s))), interpolation=cv2.INTER_AREA)
+    return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR if rng.random() < 0.5 else cv2.INTER_CUBIC)
+
+
+def _mouth_stretch(img: np.ndarray, mouth: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Stretch or squash the image vertically about the mouth: a slightly different mouth opening."""
+    h, w = img.shape[:2]
+    sy = rng.uniform(0.94, 1.08)
+    m = np.array([[1, 0, 0], [0, sy, (1 - sy) * mouth[1]]], dtype=np.float64)
+    return cv2.warpAffine(img, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT101)
+
+
+def altered_source(crop: np.ndarray, landmarks: np.ndarray, rng: np.random.Generator,
+                   region: str = "face") -> np.ndarray:
+    """The face's altered copy: colour jitter, then sharpen/blur/downscale (always a resolution loss
+    and a small mouth stretch for ``region="lower"``), then a small scale + shift."""
+    # lip-sync and talking-head generators keep the face's colours far better than a face swap
+    src = _colour_jitter(crop, rng, 0.4 if region == "lower" else 1.0)
     lm = np.asarray(landmarks, dtype=np.float64).reshape(-1, 2)
     centre = lm.mean(axis=0) if len(lm) else np.array([crop.shape[1] / 2, crop.shape[0] / 2])
+    if region == "lower":
+        src = _rerendered(src, rng)
+        mouth = lm[3:5].mean(axis=0) if len(lm) == 5 else centre
+        src = _mouth_stretch(src, mouth, rng)
+    else:
+        src = _frequency(src, rng)
     return _shift_scale(src, centre, rng)
 
 
 # ------------------------------------------------------------------ public API
 
-def self_blend(crop: np.ndarray, landmarks: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Make a self-blended fake from a real face crop.
+def self_blend(crop: np.ndarray, landmarks: np.ndarray, rng: np.random.Generator,
+               region: str = "face") -> tuple[np.ndarray, np.ndarray]:
+    """Make a self-blended fake from a real face crop, blended over the whole face or (``region="lower"``)
+    over the mouth and jaw only.
 
     ``crop``: H x W x 3 uint8 (RGB); ``landmarks``: (P, 2) points in crop pixels (P = 5 MTCNN
     points as stored in the cache, or 68/81). Returns ``(image, mask)``: the blended uint8 image and
@@ -171,10 +254,28 @@ def self_blend(crop: np.ndarray, landmarks: np.ndarray, rng: np.random.Generator
     lm = np.asarray(landmarks, dtype=np.float64).reshape(-1, 2)
     if len(lm) < 3:
         raise ValueError(f"self_blend needs at least 3 landmarks, got {len(lm)}")
+    if region not in REGIONS:
+        raise ValueError(f"region must be one of {REGIONS}, not {region!r}")
     h, w = crop.shape[:2]
-    mask = blend_mask((h, w), lm, rng) * np.float32(BLEND_RATIOS[int(rng.integers(len(BLEND_RATIOS)))])
-    src = altered_source(crop, lm, rng)
+    mask = blend_mask((h, w), lm, rng, region) * np.float32(BLEND_RATIOS[int(rng.integers(len(BLEND_RATIOS)))])
+    src = altered_source(crop, lm, rng, region)
     a = mask[..., None]
     blended = np.clip(np.round(src.astype(np.float32) * a + crop.astype(np.float32) * (1 - a)), 0, 255).astype(np.uint8)
     image = np.where(a > 0, blended, crop)
     return image, mask.astype(np.float32)
+
+
+def region_mix(lower_share: float) -> Callable[..., tuple[np.ndarray, np.ndarray]]:
+    """A ``self_blend`` that blends over the lower face with probability ``lower_share``, else the face.
+
+    The region is drawn first from the ``rng`` it is given, so calls with equally seeded generators
+    (the frames of one training clip) agree on it.
+    """
+    if not 0.0 <= lower_share <= 1.0:
+        raise ValueError(f"lower_share must be in [0, 1], not {lower_share}")
+
+    def blend(crop: np.ndarray, landmarks: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        region = "lower" if rng.random() < lower_share else "face"
+        return self_blend(crop, landmarks, rng, region)
+
+    return blend

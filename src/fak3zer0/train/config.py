@@ -35,6 +35,7 @@ DEFAULTS: dict[str, Any] = {
         "max_crops_per_video": None,  # frame models: use at most this many crops per video
         "preload": "auto",      # keep crops in memory: true / false / auto (if under 2 GiB)
         "synthesis": None,      # sbi: add a self-blended fake per real training item
+        "synthesis_lower_face": 0.0,  # share of those fakes blended over the lower face only (lip-sync-like)
         "preprocess_frames": 32,  # frames per video when a dataset must be preprocessed first
     },
     "augment": copy.deepcopy(DEFAULT_AUGMENT),
@@ -187,6 +188,9 @@ def resolve_config(config: dict | None = None, overrides: Iterable[str] = ()) ->
         raise ConfigError(f"data.synthesis must be sbi or null, not {cfg['data']['synthesis']!r}")
     if cfg["data"]["synthesis"] == "none":
         cfg["data"]["synthesis"] = None
+    lower = cfg["data"]["synthesis_lower_face"]
+    if isinstance(lower, bool) or not isinstance(lower, (int, float)) or not 0.0 <= lower <= 1.0:
+        raise ConfigError(f"data.synthesis_lower_face must be a share in [0, 1], not {lower!r}")
     if cfg["data"]["preload"] not in (True, False, "auto"):
         raise ConfigError("data.preload must be true, false or auto")
     for key in ("size", "frames", "max_crops_per_video"):

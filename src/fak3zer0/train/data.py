@@ -418,10 +418,11 @@ class CacheDataset(torch.utils.data.Dataset):
         return sequence_to_tensor(stack, self.spec)[0], label, i
 
 
-def load_self_blend() -> Callable:
-    """``fak3zer0.data.sbi.self_blend`` (imported only when ``synthesis: sbi`` is asked for)."""
+def load_self_blend(lower_face: float = 0.0) -> Callable:
+    """``fak3zer0.data.sbi.self_blend``, blending over the lower face only for a ``lower_face`` share of
+    the fakes (imported only when ``synthesis: sbi`` is asked for)."""
     try:
-        from fak3zer0.data.sbi import self_blend
+        from fak3zer0.data.sbi import region_mix
     except ImportError as exc:
-        raise ConfigError(f"data.synthesis: sbi needs fak3zer0.data.sbi.self_blend ({exc})") from None
-    return self_blend
+        raise ConfigError(f"data.synthesis: sbi needs fak3zer0.data.sbi ({exc})") from None
+    return region_mix(lower_face)

@@ -309,7 +309,7 @@ def _train(cfg: dict, run_dir: Path, resuming: bool, dist: _Dist, device: torch.
         raise ConfigError(f"no training entries in splits {dcfg['train_splits']} of {[s.name for s in sources]}")
     store = ArrayStore(sources, spec.size, need_crops=spec.kind != "landmarks", preload=dcfg["preload"],
                        keys=train_keys + val_keys)
-    sbi = load_self_blend() if dcfg["synthesis"] == "sbi" else None
+    sbi = load_self_blend(dcfg["synthesis_lower_face"]) if dcfg["synthesis"] == "sbi" else None
     if sbi is not None and spec.kind == "landmarks":
         raise ConfigError("data.synthesis: sbi makes pixels; a landmarks model cannot use it")
     train_items = build_items(store, train_keys, spec, max_crops_per_video=dcfg["max_crops_per_video"],
