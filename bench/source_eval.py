@@ -9,7 +9,8 @@ trained on by a model from that script (whatever caches it was given). Scores ar
 image, or one video (the mean of its crops' probabilities, at most --max-crops crops evenly spread,
 the model's temperature applied). Sources are grouped as DFDC (source name starts with "DFDC") and
 talking-face (everything else), per cache kind (images / videos). Prints a table and writes
-bench/results/source_eval.json; used to choose the shipped model on val before looking at test.
+bench/results/source_eval.json (or --out); used to choose the shipped model on val before looking at
+test, and (--split all) to score a source left out of training on every one of its inputs.
 """
 from __future__ import annotations
 
@@ -61,7 +62,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", action="append", required=True)
     ap.add_argument("--cache", type=Path, action="append", required=True)
-    ap.add_argument("--split", action="append", default=None, help="splits to report (default: val, test)")
+    ap.add_argument("--split", action="append", default=None,
+                    help="splits to report (default: val, test); 'all' pools every entry (for a source the "
+                         "models never trained on)")
     ap.add_argument("--size", type=int, default=160)
     ap.add_argument("--max-crops", type=int, default=16)
     ap.add_argument("--threads", type=int, default=2)
@@ -74,7 +77,10 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(args.threads)
     splits = args.split or ["val", "test"]
-    inputs = [x for x in load_inputs(args.cache, args.size, args.max_crops) if x[2] in splits]
+    inputs = load_inputs(args.cache, args.size, args.max_crops)
+    if "all" in splits:
+        inputs += [(kind, group, "all", y, crops) for kind, group, _, y, crops in inputs]
+    inputs = [x for x in inputs if x[2] in splits]
     keys = sorted({(x[2], x[0], x[1]) for x in inputs}, key=lambda k: (splits.index(k[0]), k[1], k[2]))
     rows = []
     print(f"{'model':<28} {'split':<5} {'set':<22} {'n':>5} {'fake':>5} {'AUC':>6} {'log loss':>8} {'acc':>6}")

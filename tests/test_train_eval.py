@@ -324,22 +324,29 @@ def test_train_temporal_and_landmark_models(cache, work):
 
 
 def test_sbi_adds_fakes_from_reals(cache, work, monkeypatch):
+    from fak3zer0.data import sbi
     from fak3zer0.train import train
 
     calls = []
 
-    def self_blend(crop, landmarks, rng):
-        calls.append(landmarks.shape)
+    def self_blend(crop, landmarks, rng, region="face"):  # a cheap stand-in, called through region_mix
+        calls.append((landmarks.shape, region))
         out = crop.copy()
         out[8:24, 8:24] = (out[8:24, 8:24] * rng.uniform(0.5, 0.9)).astype(np.uint8)
         return out, np.zeros(crop.shape[:2], np.float32)
 
-    monkeypatch.setitem(sys.modules, "fak3zer0.data.sbi", types.SimpleNamespace(self_blend=self_blend))
+    monkeypatch.setattr(sbi, "self_blend", self_blend)
     run = train(config(cache, work / "runs", "sbi", train__epochs=1, data__synthesis="sbi"))
-    assert calls and calls[0] == (5, 2)
+    assert calls and calls[0] == ((5, 2), "face") and {r for _, r in calls} == {"face"}
     log = (run / "train.log").read_text()
     # 8 training videos: 4 real x 4 crops (+4 for the two-face video) = 20 real crops -> 20 self-blended fakes
     assert "(20 real, 36 fake)" in log
+    calls.clear()
+    train(config(cache, work / "runs", "sbi-lower", train__epochs=1, data__synthesis="sbi",
+                 data__synthesis_lower_face=1.0))
+    assert calls and {r for _, r in calls} == {"lower"}
+    with pytest.raises(ConfigError, match="synthesis_lower_face"):
+        train(config(cache, work / "runs", "bad", data__synthesis="sbi", data__synthesis_lower_face=2))
 
 
 def test_augmenter_is_reproducible():
