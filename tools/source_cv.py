@@ -1,12 +1,12 @@
 """Source-level cross-validation of the mixed-source recipe on the talking-face material.
 
-    python tools/source_cv.py --images DEV_IMAGE_CACHE --videos DEV_VIDEO_CACHE [--folds 3]
+    python tools/source_cv.py --images DEV_IMAGE_CACHE --videos DEV_VIDEO_CACHE [--folds 3] [--sbi-lower Q]
 
 The question it answers: does adding talking-face clips (and self-blended fakes) to training help
 on talking-face material from *sources the model has never seen*? The talking-face sources (every
 source not starting with "DFDC"; each repository is one source) are dealt into --folds folds,
 real and fake sources separately so each fold has both. For each fold the recipe
-(``tools/train_default.py --init fak3zer0-default --sbi 0.3 --epochs 1 --lr 1e-4 --max-crops 32``
+(``tools/train_default.py --init fak3zer0-default --sbi 0.3 --sbi-lower Q --epochs 1 --lr 1e-4 --max-crops 32``
 on DFDC images + videos + the other folds' talking-face sources) is trained and scored on the
 fold's sources with ``fak3zer0 evaluate``; the out-of-fold video scores of all folds are pooled
 and compared with the shipped model on the same videos. Writes bench/results/source_cv.json.
@@ -59,6 +59,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--images", type=Path, required=True)
     ap.add_argument("--videos", type=Path, required=True)
     ap.add_argument("--folds", type=int, default=3)
+    ap.add_argument("--sbi-lower", type=float, default=0.0,
+                    help="share of the self-blended fakes blended over the lower face only (tools/train_default.py)")
     ap.add_argument("--work", type=Path, default=ROOT / "runs/source_cv")
     ap.add_argument("--out", default=str(ROOT / "bench/results/source_cv.json"))
     args = ap.parse_args(argv)
@@ -75,12 +77,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"fold {i}: training without {len(held)} talking-face sources", flush=True)
             subprocess.run([sys.executable, str(ROOT / "tools/train_default.py"), "--cache", str(args.images),
                             "--cache", str(args.videos), "--exclude-source", alternation(held), "--max-crops", "32",
-                            "--init", str(init), "--sbi", "0.3", "--epochs", "1", "--lr", "1e-4", "--size", "160",
+                            "--init", str(init), "--sbi", "0.3", "--sbi-lower", str(args.sbi_lower), "--epochs", "1", "--lr", "1e-4", "--size", "160",
                             "--out", str(run)], check=True, stdout=subprocess.DEVNULL)
         include = alternation(held)
         pooled["recipe"].update(video_scores(str(run / "model.pt"), args.videos, include, run / "eval"))
         pooled["fak3zer0-default"].update(video_scores("fak3zer0-default", args.videos, include, run / "eval_default"))
-    report = {"folds": folds, "results": {}}
+    report = {"folds": folds, "sbi_lower": args.sbi_lower, "results": {}}
     for name, scores in pooled.items():
         y = np.array([v[0] for v in scores.values()])
         p = np.array([v[1] for v in scores.values()])
