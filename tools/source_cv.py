@@ -1,12 +1,13 @@
 """Source-level cross-validation of the mixed-source recipe on the talking-face material.
 
-    python tools/source_cv.py --images DEV_IMAGE_CACHE --videos DEV_VIDEO_CACHE [--folds 3] [--sbi-lower Q]
+    python tools/source_cv.py --images DEV_IMAGE_CACHE --videos DEV_VIDEO_CACHE [--folds 3] [--recipe mixed|sbi-only] [--sbi-lower Q]
 
 The question it answers: does adding talking-face clips (and self-blended fakes) to training help
 on talking-face material from *sources the model has never seen*? The talking-face sources (every
 source not starting with "DFDC"; each repository is one source) are dealt into --folds folds,
-real and fake sources separately so each fold has both. For each fold the recipe
-(``tools/train_default.py --init fak3zer0-default --sbi 0.3 --sbi-lower Q --epochs 1 --lr 1e-4 --max-crops 32``
+real and fake sources separately so each fold has both. For each fold the recipe (``RECIPES``: "mixed" =
+``tools/train_default.py --init fak3zer0-default --sbi 0.3 --sbi-lower Q --epochs 1 --lr 1e-4``, "sbi-only" =
+``--real-only --sbi 0.5 --sbi-lower Q --epochs 3 --lr 3e-4`` from ImageNet weights; both ``--max-crops 32``
 on DFDC images + videos + the other folds' talking-face sources) is trained and scored on the
 fold's sources with ``fak3zer0 evaluate``; the out-of-fold video scores of all folds are pooled
 and compared with the shipped model on the same videos. Writes bench/results/source_cv.json.
@@ -43,6 +44,15 @@ def folds_of(video_cache: Path, k: int) -> list[list[str]]:
     return folds
 
 
+#: train_default.py arguments per recipe, given the shipped checkpoint and the lower-face blend share
+RECIPES = {
+    "mixed": lambda init, lower: ["--init", str(init), "--sbi", "0.3", "--sbi-lower", str(lower),
+                                  "--epochs", "1", "--lr", "1e-4"],
+    "sbi-only": lambda init, lower: ["--real-only", "--sbi", "0.5", "--sbi-lower", str(lower),
+                                     "--epochs", "3", "--lr", "3e-4"],
+}
+
+
 def alternation(sources: list[str]) -> str:
     return "^(" + "|".join(re.escape(s) for s in sources) + ")$"
 
@@ -59,6 +69,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--images", type=Path, required=True)
     ap.add_argument("--videos", type=Path, required=True)
     ap.add_argument("--folds", type=int, default=3)
+    ap.add_argument("--recipe", choices=sorted(RECIPES), default="mixed",
+                    help="mixed: fine-tune the shipped model on real and self-blended fakes; sbi-only: train from "
+                         "ImageNet weights on real crops and their self-blended fakes alone")
+    ap.add_argument("--threads", type=int, default=2, help="torch threads per training run")
     ap.add_argument("--sbi-lower", type=float, default=0.0,
                     help="share of the self-blended fakes blended over the lower face only (tools/train_default.py)")
     ap.add_argument("--work", type=Path, default=ROOT / "runs/source_cv")
@@ -69,6 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     from fak3zer0.models.hub import shipped_models
 
     init = shipped_models()["fak3zer0-default"]
+    recipe = RECIPES[args.recipe](init, args.sbi_lower)
     folds = folds_of(args.videos, args.folds)
     pooled: dict[str, dict[str, tuple[int, float]]] = {"recipe": {}, "fak3zer0-default": {}}
     for i, held in enumerate(folds):
@@ -77,12 +92,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"fold {i}: training without {len(held)} talking-face sources", flush=True)
             subprocess.run([sys.executable, str(ROOT / "tools/train_default.py"), "--cache", str(args.images),
                             "--cache", str(args.videos), "--exclude-source", alternation(held), "--max-crops", "32",
-                            "--init", str(init), "--sbi", "0.3", "--sbi-lower", str(args.sbi_lower), "--epochs", "1", "--lr", "1e-4", "--size", "160",
-                            "--out", str(run)], check=True, stdout=subprocess.DEVNULL)
+                            *recipe, "--size", "160", "--threads", str(args.threads), "--out", str(run)],
+                           check=True, stdout=subprocess.DEVNULL)
         include = alternation(held)
         pooled["recipe"].update(video_scores(str(run / "model.pt"), args.videos, include, run / "eval"))
         pooled["fak3zer0-default"].update(video_scores("fak3zer0-default", args.videos, include, run / "eval_default"))
-    report = {"folds": folds, "sbi_lower": args.sbi_lower, "results": {}}
+    report = {"folds": folds, "recipe": args.recipe, "train_args": recipe, "results": {}}
     for name, scores in pooled.items():
         y = np.array([v[0] for v in scores.values()])
         p = np.array([v[1] for v in scores.values()])
