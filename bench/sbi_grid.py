@@ -2,6 +2,7 @@
 
     python bench/sbi_grid.py                      # public-domain astronaut photo -> docs/img/sbi_grid.png
     python bench/sbi_grid.py --source dev         # real DFDC face crops of the dev set -> runs/sbi_grid_dev.png
+    python bench/sbi_grid.py --region lower       # lower-face blends -> docs/img/sbi_grid_lower.png
 
 The dev-set version stays out of the repository on purpose: the DFDC terms do not allow
 redistributing its faces (see shared/data/dev/README.md), so the committed picture uses
@@ -18,6 +19,7 @@ import cv2
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
+SUFFIX = {"face": "", "lower": "_lower"}
 
 
 def faces_from_dev(n: int, crop_size: int, detector) -> list[tuple[np.ndarray, np.ndarray, str]]:
@@ -48,12 +50,12 @@ def crop_with_landmarks(image: np.ndarray, crop_size: int, detector):
     return crop, transform_points(fb.landmarks, m).astype(np.float32)
 
 
-def render(rows: list[tuple[np.ndarray, np.ndarray, int]], tile: int) -> np.ndarray:
+def render(rows: list[tuple[np.ndarray, np.ndarray, int]], tile: int, region: str = "face") -> np.ndarray:
     from fak3zer0.data.sbi import self_blend
 
     lines = []
     for crop, lm, seed in rows:
-        fake, mask = self_blend(crop, lm, np.random.default_rng(seed))
+        fake, mask = self_blend(crop, lm, np.random.default_rng(seed), region)
         scale = tile / crop.shape[0]
         real = cv2.resize(crop, (tile, tile), interpolation=cv2.INTER_AREA)
         for x, y in lm * scale:
@@ -69,6 +71,8 @@ def render(rows: list[tuple[np.ndarray, np.ndarray, int]], tile: int) -> np.ndar
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--source", choices=("astronaut", "dev"), default="astronaut")
+    ap.add_argument("--region", choices=("face", "lower"), default="face",
+                    help="blend over the whole face or the lower face only")
     ap.add_argument("--rows", type=int, default=4)
     ap.add_argument("--tile", type=int, default=112, help="tile side in pixels")
     ap.add_argument("--seed", type=int, default=0)
@@ -84,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.source == "dev":
         faces = faces_from_dev(args.rows, 256, detector)
         rows = [(c, lm, args.seed + i) for i, (c, lm, _) in enumerate(faces)]
-        out = args.out or ROOT / "runs" / "sbi_grid_dev.png"
+        out = args.out or ROOT / "runs" / f"sbi_grid{SUFFIX[args.region]}_dev.png"
     else:
         from skimage import data
 
@@ -92,10 +96,10 @@ def main(argv: list[str] | None = None) -> int:
         if found is None:
             sys.exit("MTCNN found no face in the astronaut photo")
         rows = [(found[0], found[1], args.seed + i) for i in range(args.rows)]
-        out = args.out or ROOT / "docs" / "img" / "sbi_grid.png"
+        out = args.out or ROOT / "docs" / "img" / f"sbi_grid{SUFFIX[args.region]}.png"
     if not rows:
         sys.exit("no face found in the chosen images")
-    grid = render(rows, args.tile)
+    grid = render(rows, args.tile, args.region)
     out.parent.mkdir(parents=True, exist_ok=True)
     cv2.imwrite(str(out), cv2.cvtColor(grid, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, 9])
     print(f"wrote {out} ({grid.shape[1]}x{grid.shape[0]}, {out.stat().st_size / 1024:.0f} KB)")

@@ -1,0 +1,110 @@
+"""Leave-one-source-out with self-blended training fakes: whole-face vs lower-face blends, with and
+without real deepfakes in training.
+
+    python bench/synthesis_loso.py --images DEV_IMAGE_CACHE --videos DEV_VIDEO_CACHE [--work runs/synthesis_loso]
+
+Each variant is one ``tools/train_default.py`` run (``VARIANTS`` holds the exact arguments; a run
+whose ``model.pt`` exists is reused), then scored with ``bench/source_eval.py``:
+
+* trained without the talking-face sources (DFDC only): scored on all 93 talking-face clips (never
+  seen) and on the held-out DFDC groups (the test split train_default.py keeps out);
+* trained without DFDC (talking-face clips only): scored on every DFDC crop and video.
+
+"real-only" variants never see a real deepfake: their fakes are all self-blended from the real
+crops (the SBI protocol), so for them the held-out DFDC fakes are an unseen manipulation too.
+Prints a table and writes bench/results/synthesis_loso.json.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_CKPT = ROOT / "src/fak3zer0/weights/fak3zer0-default.pt"
+
+_DFDC_ONLY = ["--include-source", "^DFDC", "--max-crops", "32"]
+_TF_ONLY = ["--exclude-source", "^DFDC", "--max-crops", "16", "--val", "0.2", "--test", "0"]
+#: name -> (left-out source, train_default.py arguments)
+VARIANTS: dict[str, tuple[str, list[str]]] = {
+    "dfdc+sbi-face": ("talking-face", _DFDC_ONLY + ["--init", str(DEFAULT_CKPT), "--sbi", "0.3", "--epochs", "1",
+                                                    "--lr", "1e-4"]),
+    "dfdc+sbi-face+lower": ("talking-face", _DFDC_ONLY + ["--init", str(DEFAULT_CKPT), "--sbi", "0.3",
+                                                          "--sbi-lower", "0.5", "--epochs", "1", "--lr", "1e-4"]),
+    "dfdc-real-only+sbi-face": ("talking-face", _DFDC_ONLY + ["--real-only", "--sbi", "0.5", "--epochs", "3",
+                                                              "--lr", "3e-4"]),
+    "dfdc-real-only+sbi-face+lower": ("talking-face", _DFDC_ONLY + ["--real-only", "--sbi", "0.5", "--sbi-lower",
+                                                                    "0.5", "--epochs", "3", "--lr", "3e-4"]),
+    "tf+sbi-face": ("DFDC", _TF_ONLY + ["--sbi", "0.3", "--epochs", "2"]),
+    "tf+sbi-face+lower": ("DFDC", _TF_ONLY + ["--sbi", "0.3", "--sbi-lower", "0.5", "--epochs", "2"]),
+    "tf-real-only+sbi-face+lower": ("DFDC", _TF_ONLY + ["--real-only", "--sbi", "0.5", "--sbi-lower", "0.5",
+                                                        "--epochs", "6", "--lr", "3e-4"]),
+}
+
+
+def train(name: str, args: list[str], images: Path, videos: Path, work: Path, threads: int) -> Path:
+    run = work / name
+    if not (run / "model.pt").is_file():
+        print(f"training {name} ...", flush=True)
+        with open(work / f"{name}.log", "w") as log:
+            subprocess.run([sys.executable, str(ROOT / "tools/train_default.py"), "--cache", str(images),
+                            "--cache", str(videos), *args, "--threads", str(threads), "--out", str(run)],
+                           check=True, stdout=log, stderr=subprocess.STDOUT)
+    return run / "model.pt"
+
+
+def source_rows(models: list[Path], caches: list[Path], split: str, out: Path, threads: int) -> list[dict]:
+    cmd = [sys.executable, str(ROOT / "bench/source_eval.py"), "--split", split, "--threads", str(threads),
+           "--out", str(out)]
+    for m in models:
+        cmd += ["--model", str(m)]
+    for c in caches:
+        cmd += ["--cache", str(c)]
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    return json.loads(out.read_text())["rows"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--images", type=Path, required=True, help="dev image cache (tools/prep_dev_images.py)")
+    ap.add_argument("--videos", type=Path, required=True, help="dev video cache (fak3zer0 preprocess)")
+    ap.add_argument("--work", type=Path, default=ROOT / "runs/synthesis_loso")
+    ap.add_argument("--variant", action="append", choices=sorted(VARIANTS), help="default: all")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--out", type=Path, default=ROOT / "bench/results/synthesis_loso.json")
+    args = ap.parse_args(argv)
+    args.work.mkdir(parents=True, exist_ok=True)
+    names = args.variant or list(VARIANTS)
+    ckpts = {n: train(n, VARIANTS[n][1], args.images, args.videos, args.work, args.threads) for n in names}
+    models = {"fak3zer0-default": DEFAULT_CKPT, **ckpts}
+    by_path = {str(p): n for n, p in models.items()}
+    left_tf = [DEFAULT_CKPT] + [ckpts[n] for n in names if VARIANTS[n][0] == "talking-face"]
+    left_dfdc = [ckpts[n] for n in names if VARIANTS[n][0] == "DFDC"]
+    rows = []
+    if left_tf:
+        for r in source_rows(left_tf, [args.videos], "all", args.work / "eval_tf.json", args.threads):
+            if r["set"] == "talking-face videos":
+                rows.append({**r, "left_out": "talking-face", "scored_on": "all 93 talking-face clips"})
+        for r in source_rows(left_tf, [args.images], "test", args.work / "eval_dfdc_test.json", args.threads):
+            rows.append({**r, "left_out": "talking-face", "scored_on": "held-out DFDC groups (test)"})
+    if left_dfdc:
+        for r in source_rows(left_dfdc, [args.images, args.videos], "all", args.work / "eval_dfdc.json",
+                             args.threads):
+            if r["set"].startswith("DFDC"):
+                rows.append({**r, "left_out": "DFDC", "scored_on": f"every {r['set']}"})
+    for r in rows:
+        r["variant"] = by_path[r.pop("model")]
+    print(f"{'variant':<32} {'left out':<13} {'scored on':<28} {'n':>6} {'AUC':>6} {'log loss':>8} {'acc':>6}")
+    for r in rows:
+        print(f"{r['variant']:<32} {r['left_out']:<13} {r['scored_on'][:28]:<28} {r['n']:>6} {r['auc']:>6.3f} "
+              f"{r['log_loss']:>8.3f} {r['accuracy']:>6.3f}")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"variants": {n: VARIANTS[n][1] for n in names}, "rows": rows}, indent=2) + "\n")
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
