@@ -19,6 +19,7 @@ import json
 import sys
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -50,8 +51,11 @@ def score(model_name: str, inputs) -> np.ndarray:
     loaded = resolve_model(model_name)
     model = loaded.model.eval()
     out = []
+    size = model.input_spec.size
     with torch.inference_mode():
         for *_, crops in inputs:
+            if crops.shape[1] != size:  # e.g. Meso4 at 256 px from 160 px crops
+                crops = np.stack([cv2.resize(c, (size, size), interpolation=cv2.INTER_LINEAR) for c in crops])
             logits = torch.cat([model(crops_to_tensor(crops[i:i + 32], model.input_spec))
                                 for i in range(0, len(crops), 32)]).numpy()
             out.append(float(np.mean(1.0 / (1.0 + np.exp(-logits / loaded.temperature)))))
@@ -65,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--split", action="append", default=None,
                     help="splits to report (default: val, test); 'all' pools every entry (for a source the "
                          "models never trained on)")
-    ap.add_argument("--size", type=int, default=160)
+    ap.add_argument("--size", type=int, default=160, help="crop size read from the caches (resized to each model's)")
     ap.add_argument("--max-crops", type=int, default=16)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", default=str(ROOT / "bench/results/source_eval.json"))

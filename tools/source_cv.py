@@ -1,12 +1,16 @@
 """Source-level cross-validation of the mixed-source recipe on the talking-face material.
 
-    python tools/source_cv.py --images DEV_IMAGE_CACHE --videos DEV_VIDEO_CACHE [--folds 3] [--recipe mixed|sbi-only] [--sbi-lower Q]
+    python tools/source_cv.py --images DEV_IMAGE_CACHE --videos DEV_VIDEO_CACHE [--base runs/default-v1/model.pt]
+        [--folds 3] [--recipe mixed|sbi-only] [--sbi-lower Q]
+
+BASE is the DFDC-only model (the first shipped weights, 2026-11-25: ``python tools/train_default.py
+--cache DEV_IMAGE_CACHE --size 160 --epochs 3 --out runs/default-v1``).
 
 The question it answers: does adding talking-face clips (and self-blended fakes) to training help
 on talking-face material from *sources the model has never seen*? The talking-face sources (every
 source not starting with "DFDC"; each repository is one source) are dealt into --folds folds,
 real and fake sources separately so each fold has both. For each fold the recipe (``RECIPES``: "mixed" =
-``tools/train_default.py --init fak3zer0-default --sbi 0.3 --sbi-lower Q --epochs 1 --lr 1e-4``, "sbi-only" =
+``tools/train_default.py --init BASE --sbi 0.3 --sbi-lower Q --epochs 1 --lr 1e-4``, "sbi-only" =
 ``--real-only --sbi 0.5 --sbi-lower Q --epochs 3 --lr 3e-4`` from ImageNet weights; both ``--max-crops 32``
 on DFDC images + videos + the other folds' talking-face sources) is trained and scored on the
 fold's sources with ``fak3zer0 evaluate``; the out-of-fold video scores of all folds are pooled
@@ -53,6 +57,25 @@ RECIPES = {
 }
 
 
+def paired_bootstrap(a: dict[str, tuple[int, float]], b: dict[str, tuple[int, float]], n: int = 2000,
+                     seed: int = 0) -> dict:
+    """AUC(a) - AUC(b) on the same videos, with a 95 % interval from resampling the videos (paired)."""
+    from fak3zer0.evaluate.metrics import roc_auc
+
+    ids = sorted(a)
+    y = np.array([a[k][0] for k in ids])
+    pa, pb = np.array([a[k][1] for k in ids]), np.array([b[k][1] for k in ids])
+    rng, diffs = np.random.default_rng(seed), []
+    for _ in range(n):
+        i = rng.integers(0, len(ids), len(ids))
+        if len(set(y[i])) == 2:
+            diffs.append(roc_auc(y[i], pa[i]) - roc_auc(y[i], pb[i]))
+    d = np.array(diffs)
+    return {"difference": round(roc_auc(y, pa) - roc_auc(y, pb), 4),
+            "ci95": [round(float(v), 4) for v in np.percentile(d, [2.5, 97.5])],
+            "share_le_0": round(float((d <= 0).mean()), 4), "resamples": int(len(d))}
+
+
 def alternation(sources: list[str]) -> str:
     return "^(" + "|".join(re.escape(s) for s in sources) + ")$"
 
@@ -72,6 +95,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--recipe", choices=sorted(RECIPES), default="mixed",
                     help="mixed: fine-tune the shipped model on real and self-blended fakes; sbi-only: train from "
                          "ImageNet weights on real crops and their self-blended fakes alone")
+    ap.add_argument("--base", type=Path, default=ROOT / "runs/default-v1/model.pt",
+                    help="DFDC-only checkpoint the mixed recipe fine-tunes and the folds are compared with (the "
+                         "first shipped weights; the model shipped now has seen every talking-face source)")
     ap.add_argument("--threads", type=int, default=2, help="torch threads per training run")
     ap.add_argument("--sbi-lower", type=float, default=0.0,
                     help="share of the self-blended fakes blended over the lower face only (tools/train_default.py)")
@@ -80,12 +106,14 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     from fak3zer0.evaluate.metrics import log_loss, roc_auc
-    from fak3zer0.models.hub import shipped_models
 
-    init = shipped_models()["fak3zer0-default"]
+    init = args.base
+    if not init.is_file():
+        raise SystemExit(f"no DFDC-only base checkpoint at {init}; make it with: python tools/train_default.py "
+                         f"--cache {args.images} --size 160 --epochs 3 --out {init.parent}")
     recipe = RECIPES[args.recipe](init, args.sbi_lower)
     folds = folds_of(args.videos, args.folds)
-    pooled: dict[str, dict[str, tuple[int, float]]] = {"recipe": {}, "fak3zer0-default": {}}
+    pooled: dict[str, dict[str, tuple[int, float]]] = {"recipe": {}, "dfdc-only base": {}}
     for i, held in enumerate(folds):
         run = args.work / f"fold{i}"
         if not (run / "model.pt").is_file():
@@ -96,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
                            check=True, stdout=subprocess.DEVNULL)
         include = alternation(held)
         pooled["recipe"].update(video_scores(str(run / "model.pt"), args.videos, include, run / "eval"))
-        pooled["fak3zer0-default"].update(video_scores("fak3zer0-default", args.videos, include, run / "eval_default"))
+        pooled["dfdc-only base"].update(video_scores(str(init), args.videos, include, run / "eval_default"))
     report = {"folds": folds, "recipe": args.recipe, "train_args": recipe, "results": {}}
     for name, scores in pooled.items():
         y = np.array([v[0] for v in scores.values()])
@@ -107,6 +135,10 @@ def main(argv: list[str] | None = None) -> int:
         r = report["results"][name]
         print(f"{name:<18} out-of-fold talking-face videos {r['videos']} ({r['fake']} fake): AUC {r['auc']:.3f} "
               f"log loss {r['log_loss']:.3f} accuracy {r['accuracy']:.3f}")
+    report["paired_bootstrap_auc_difference"] = paired_bootstrap(pooled["recipe"], pooled["dfdc-only base"])
+    b = report["paired_bootstrap_auc_difference"]
+    print(f"recipe - base AUC {b['difference']:+.3f}, 95 % interval [{b['ci95'][0]:+.3f}, {b['ci95'][1]:+.3f}] "
+          f"({b['resamples']} paired resamples of the videos; share <= 0: {b['share_le_0']:.3f})")
     Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {args.out}")
     return 0
