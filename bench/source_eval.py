@@ -87,7 +87,8 @@ def main(argv: list[str] | None = None) -> int:
     inputs = [x for x in inputs if x[2] in splits]
     keys = sorted({(x[2], x[0], x[1]) for x in inputs}, key=lambda k: (splits.index(k[0]), k[1], k[2]))
     rows = []
-    print(f"{'model':<28} {'split':<5} {'set':<22} {'n':>5} {'fake':>5} {'AUC':>6} {'log loss':>8} {'acc':>6}")
+    print(f"{'model':<28} {'split':<5} {'set':<22} {'n':>5} {'fake':>5} {'AUC':>6} {'log loss':>8} {'acc':>6} "
+          f"{'real>=.5':>8} {'fake>=.5':>8}")
     for name in args.model:
         p = score(name, inputs)
         for split, kind, group in keys:
@@ -97,10 +98,13 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             r = {"model": name, "split": split, "set": f"{group} {kind}", "n": int(m.sum()), "fake": int(y.sum()),
                  "auc": round(roc_auc(y, p[m]), 4), "log_loss": round(log_loss(y, p[m]), 4),
-                 "accuracy": round(float(((p[m] >= 0.5) == y).mean()), 4)}
+                 "accuracy": round(float(((p[m] >= 0.5) == y).mean()), 4),
+                 # at the 0.5 threshold: share of real inputs called fake, share of fakes caught
+                 "real_flagged": round(float((p[m][y == 0] >= 0.5).mean()), 4),
+                 "fake_flagged": round(float((p[m][y == 1] >= 0.5).mean()), 4)}
             rows.append(r)
             print(f"{Path(name).name[:28]:<28} {split:<5} {r['set']:<22} {r['n']:>5} {r['fake']:>5} {r['auc']:>6.3f} "
-                  f"{r['log_loss']:>8.3f} {r['accuracy']:>6.3f}")
+                  f"{r['log_loss']:>8.3f} {r['accuracy']:>6.3f} {r['real_flagged']:>8.3f} {r['fake_flagged']:>8.3f}")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"caches": [str(c) for c in args.cache], "rows": rows}, indent=2) + "\n")
