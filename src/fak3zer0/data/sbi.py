@@ -37,35 +37,52 @@ def _u(rng: np.random.Generator, lo: float, hi: float) -> float:
 
 # ------------------------------------------------------------------ mask
 
-def face_region_points(landmarks: np.ndarray, rng: np.random.Generator | None = None, n: int = 40) -> np.ndarray:
-    """Points outlining the face (brows to chin) from five landmarks; the landmarks themselves if more.
+def _jitter(rng: np.random.Generator | None):
+    """``jitter(lo, hi)``: a uniform draw from ``rng``, or the middle of the range without one."""
+    if rng is None:
+        return lambda lo, hi: (lo + hi) / 2
+    return lambda lo, hi: _u(rng, lo, hi)
 
-    With ``rng`` the outline's width, height and brow line vary a little between calls.
-    """
-    lm = np.asarray(landmarks, dtype=np.float64).reshape(-1, 2)
-    if len(lm) != 5:
-        return lm
-    r = rng if rng is not None else np.random.default_rng(0)
-    jitter = (lambda lo, hi: _u(r, lo, hi)) if rng is not None else (lambda lo, hi: (lo + hi) / 2)
+
+def _face_axes(lm: np.ndarray):
+    """Eye centre, mouth centre, eye distance, eye-mouth distance and the face's right / up unit
+    vectors from five landmarks; None when the points are degenerate."""
     left_eye, right_eye, _nose, mouth_l, mouth_r = lm
     eye_c, mouth_c = (left_eye + right_eye) / 2, (mouth_l + mouth_r) / 2
     eye_vec = right_eye - left_eye
     d_eye = float(np.linalg.norm(eye_vec))
     d_em = float(np.linalg.norm(mouth_c - eye_c))
     if d_eye < 1e-3 or d_em < 1e-3:
-        return lm
+        return None
     right = eye_vec / d_eye
     up = np.array([right[1], -right[0]])  # perpendicular to the eye line
     if np.dot(up, eye_c - mouth_c) < 0:
         up = -up
-    top = eye_c + up * d_em * jitter(0.55, 0.85)       # brow line / lower forehead
-    bottom = mouth_c - up * d_em * jitter(0.55, 0.85)  # chin
+    return eye_c, mouth_c, d_eye, d_em, right, up
+
+
+def _ellipse(top: np.ndarray, bottom: np.ndarray, half_w: float, right: np.ndarray, up: np.ndarray,
+             n: int) -> np.ndarray:
     centre = (top + bottom) / 2
     half_h = float(np.linalg.norm(top - bottom)) / 2
-    half_w = d_eye * jitter(0.95, 1.15)
     t = np.linspace(0, 2 * np.pi, n, endpoint=False)
-    ellipse = centre + np.outer(np.cos(t) * half_w, right) + np.outer(np.sin(t) * half_h, up)
-    return np.vstack([ellipse, lm])
+    return centre + np.outer(np.cos(t) * half_w, right) + np.outer(np.sin(t) * half_h, up)
+
+
+def face_region_points(landmarks: np.ndarray, rng: np.random.Generator | None = None, n: int = 40) -> np.ndarray:
+    """Points outlining the face (brows to chin) from five landmarks; the landmarks themselves if more.
+
+    With ``rng`` the outline's width, height and brow line vary a little between calls.
+    """
+    lm = np.asarray(landmarks, dtype=np.float64).reshape(-1, 2)
+    axes = _face_axes(lm) if len(lm) == 5 else None
+    if axes is None:
+        return lm
+    jitter = _jitter(rng)
+    eye_c, mouth_c, d_eye, d_em, right, up = axes
+    top = eye_c + up * d_em * jitter(0.55, 0.85)       # brow line / lower forehead
+    bottom = mouth_c - up * d_em * jitter(0.55, 0.85)  # chin
+    return np.vstack([_ellipse(top, bottom, d_eye * jitter(0.95, 1.15), right, up, n), lm])
 
 
 def lower_face_points(landmarks: np.ndarray, rng: np.random.Generator | None = None,
@@ -78,31 +95,18 @@ def lower_face_points(landmarks: np.ndarray, rng: np.random.Generator | None = N
     the mask.
     """
     lm = np.asarray(landmarks, dtype=np.float64).reshape(-1, 2)
-    r = rng if rng is not None else np.random.default_rng(0)
-    jitter = (lambda lo, hi: _u(r, lo, hi)) if rng is not None else (lambda lo, hi: (lo + hi) / 2)
     if len(lm) != 5:
         below = lm[lm[:, 1] >= lm[:, 1].mean()]
         return (below, below) if len(below) >= 3 else (lm, lm)
-    left_eye, right_eye, nose, mouth_l, mouth_r = lm
-    eye_c, mouth_c = (left_eye + right_eye) / 2, (mouth_l + mouth_r) / 2
-    eye_vec = right_eye - left_eye
-    d_eye = float(np.linalg.norm(eye_vec))
-    d_em = float(np.linalg.norm(mouth_c - eye_c))
-    if d_eye < 1e-3 or d_em < 1e-3:
-        return lm[2:], lm[2:]
-    right = eye_vec / d_eye
-    up = np.array([right[1], -right[0]])
-    if np.dot(up, eye_c - mouth_c) < 0:
-        up = -up
-    top = nose + up * d_em * jitter(0.0, 0.25)         # at or a little above the nose tip
-    bottom = mouth_c - up * d_em * jitter(0.55, 0.85)  # chin
-    centre = (top + bottom) / 2
-    half_h = float(np.linalg.norm(top - bottom)) / 2
-    half_w = d_eye * jitter(0.8, 1.05)
-    t = np.linspace(0, 2 * np.pi, n, endpoint=False)
-    ellipse = centre + np.outer(np.cos(t) * half_w, right) + np.outer(np.sin(t) * half_h, up)
     core = lm[2:]
-    return np.vstack([ellipse, core]), core
+    axes = _face_axes(lm)
+    if axes is None:
+        return core, core
+    jitter = _jitter(rng)
+    _eye_c, mouth_c, d_eye, d_em, right, up = axes
+    top = lm[2] + up * d_em * jitter(0.0, 0.25)        # at or a little above the nose tip
+    bottom = mouth_c - up * d_em * jitter(0.55, 0.85)  # chin
+    return np.vstack([_ellipse(top, bottom, d_eye * jitter(0.8, 1.05), right, up, n), core]), core
 
 
 def _region(landmarks: np.ndarray, rng: np.random.Generator, region: str) -> tuple[np.ndarray, np.ndarray]:
