@@ -81,18 +81,16 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(args.threads)
     splits = args.split or ["val", "test"]
-    inputs = load_inputs(args.cache, args.size, args.max_crops)
-    if "all" in splits:
-        inputs += [(kind, group, "all", y, crops) for kind, group, _, y, crops in inputs]
-    inputs = [x for x in inputs if x[2] in splits]
-    keys = sorted({(x[2], x[0], x[1]) for x in inputs}, key=lambda k: (splits.index(k[0]), k[1], k[2]))
+    inputs = [x for x in load_inputs(args.cache, args.size, args.max_crops) if "all" in splits or x[2] in splits]
+    keys = sorted({(s, x[0], x[1]) for x in inputs for s in splits if s in ("all", x[2])},
+                  key=lambda k: (splits.index(k[0]), k[1], k[2]))
     rows = []
     print(f"{'model':<28} {'split':<5} {'set':<22} {'n':>5} {'fake':>5} {'AUC':>6} {'log loss':>8} {'acc':>6} "
           f"{'real>=.5':>8} {'fake>=.5':>8}")
     for name in args.model:
         p = score(name, inputs)
         for split, kind, group in keys:
-            m = np.array([(x[2], x[0], x[1]) == (split, kind, group) for x in inputs])
+            m = np.array([split in ("all", x[2]) and (x[0], x[1]) == (kind, group) for x in inputs])
             y = np.array([x[3] for x in inputs])[m]
             if len(set(y)) < 2:
                 continue

@@ -14,7 +14,8 @@ real and fake sources separately so each fold has both. For each fold the recipe
 ``--real-only --sbi 0.5 --sbi-lower Q --epochs 3 --lr 3e-4`` from ImageNet weights; both ``--max-crops 32``
 on DFDC images + videos + the other folds' talking-face sources) is trained and scored on the
 fold's sources with ``fak3zer0 evaluate``; the out-of-fold video scores of all folds are pooled
-and compared with the shipped model on the same videos. Writes bench/results/source_cv.json.
+and compared with BASE on the same videos (paired bootstrap of the AUC difference). Writes --out
+(default bench/results/source_cv.json).
 """
 from __future__ import annotations
 
@@ -48,7 +49,7 @@ def folds_of(video_cache: Path, k: int) -> list[list[str]]:
     return folds
 
 
-#: train_default.py arguments per recipe, given the shipped checkpoint and the lower-face blend share
+#: train_default.py arguments per recipe, given the base checkpoint and the lower-face blend share
 RECIPES = {
     "mixed": lambda init, lower: ["--init", str(init), "--sbi", "0.3", "--sbi-lower", str(lower),
                                   "--epochs", "1", "--lr", "1e-4"],
@@ -93,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--videos", type=Path, required=True)
     ap.add_argument("--folds", type=int, default=3)
     ap.add_argument("--recipe", choices=sorted(RECIPES), default="mixed",
-                    help="mixed: fine-tune the shipped model on real and self-blended fakes; sbi-only: train from "
+                    help="mixed: fine-tune BASE on real and self-blended fakes; sbi-only: train from "
                          "ImageNet weights on real crops and their self-blended fakes alone")
     ap.add_argument("--base", type=Path, default=ROOT / "runs/default-v1/model.pt",
                     help="DFDC-only checkpoint the mixed recipe fine-tunes and the folds are compared with (the "
