@@ -103,9 +103,10 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     args.work.mkdir(parents=True, exist_ok=True)
     names = args.variant or list(VARIANTS)
-    if not args.base.is_file():
-        raise SystemExit(f"no DFDC-only base checkpoint at {args.base}; make it with: python tools/train_default.py "
-                         f"--cache {args.images} --size 160 --epochs 3 --out {args.base.parent}")
+    sys.path.insert(0, str(ROOT / "tools"))
+    from train_default import require_base
+
+    require_base(args.base, args.images)
     ckpts = {n: train(n, VARIANTS[n][1], args.images, args.videos, args.work, args.threads, args.base) for n in names}
     left_tf = {"dfdc-only (base)": args.base, **{n: ckpts[n] for n in names if VARIANTS[n][0] == "talking-face"}}
     left_dfdc = {n: ckpts[n] for n in names if VARIANTS[n][0] == "DFDC"}

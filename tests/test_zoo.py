@@ -27,6 +27,8 @@ TINY: dict[str, dict] = {
     "efficientnet_lite1": dict(size=64, dropout=0.0),
     "efficientnet_lite2": dict(size=64, dropout=0.0),
     "small_cnn": dict(size=64),
+    "ensemble": dict(members=[{"model": "meso4", "config": dict(size=64, dropout=0.0)},
+                              {"model": "meso4", "config": dict(size=64, dropout=0.0), "temperature": 2.0}]),
     "cnn_lstm": dict(CLIP, hidden=32),
     "cnn_gru": dict(CLIP, hidden=32),
     "cnn_bilstm": dict(CLIP, hidden=32),
@@ -125,10 +127,13 @@ def test_cam_layer_sees_activations(name):
     if not hasattr(model, "cam_layer"):
         pytest.skip(f"{name} has no cam_layer")
     seen = []
-    handle = model.cam_layer().register_forward_hook(lambda m, i, o: seen.append(o.shape))
+    layers = model.cam_layer()
+    handles = [layer.register_forward_hook(lambda m, i, o: seen.append(o.shape))
+               for layer in (layers if isinstance(layers, list) else [layers])]
     with torch.no_grad():
         model(batch(model))
-    handle.remove()
+    for handle in handles:
+        handle.remove()
     assert seen and seen[-1][0] % 2 == 0  # one map per clip, frame or sub-clip of the 2 inputs
 
 

@@ -109,9 +109,10 @@ def main(argv: list[str] | None = None) -> int:
     from fak3zer0.evaluate.metrics import log_loss, roc_auc
 
     init = args.base
-    if not init.is_file():
-        raise SystemExit(f"no DFDC-only base checkpoint at {init}; make it with: python tools/train_default.py "
-                         f"--cache {args.images} --size 160 --epochs 3 --out {init.parent}")
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from train_default import require_base
+
+    require_base(init, args.images)
     recipe = RECIPES[args.recipe](init, args.sbi_lower)
     folds = folds_of(args.videos, args.folds)
     pooled: dict[str, dict[str, tuple[int, float]]] = {"recipe": {}, "dfdc-only base": {}}

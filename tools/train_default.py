@@ -35,6 +35,13 @@ def group_split(group: str, seed: int, val: float, test: float) -> str:
     return "test" if h < test else "val" if h < test + val else "train"
 
 
+def require_base(base: Path, images: Path) -> None:
+    """Stop, naming the command that makes it, when the DFDC-only base checkpoint is missing."""
+    if not base.is_file():
+        raise SystemExit(f"no DFDC-only base checkpoint at {base}; make it with: python tools/train_default.py "
+                         f"--cache {images} --size 160 --epochs 3 --out {base.parent}")
+
+
 def load_cache(caches: list[Path], size: int, include: str | None, exclude: str | None, max_crops: int):
     """All usable crops of the given caches (up to ``max_crops`` per video), with labels and groups."""
     import re

@@ -10,25 +10,31 @@ import torch
 from fak3zer0.models.inputs import crops_to_tensor, sequence_to_tensor
 
 
-def _gradcam(model: torch.nn.Module, x: torch.Tensor, layer: torch.nn.Module) -> np.ndarray:
-    store: dict[str, torch.Tensor] = {}
+def _gradcam(model: torch.nn.Module, x: torch.Tensor, layers: torch.nn.Module | list[torch.nn.Module]) -> np.ndarray:
+    """Grad-CAM at one layer, or the sum of the maps at several (an ensemble's members)."""
+    layers = layers if isinstance(layers, list) else [layers]
+    store: dict[int, torch.Tensor] = {}
 
-    def hook(_m, _i, out):
-        out.retain_grad()
-        store["act"] = out
+    def hook_for(i: int):
+        def hook(_m, _i, out):
+            out.retain_grad()
+            store[i] = out
+        return hook
 
-    handle = layer.register_forward_hook(hook)
+    handles = [layer.register_forward_hook(hook_for(i)) for i, layer in enumerate(layers)]
     try:
         with torch.enable_grad():
             logit = model(x)
             model.zero_grad(set_to_none=True)
             logit.sum().backward()
     finally:
-        handle.remove()
-    act, grad = store["act"], store["act"].grad
-    weights = grad.mean(dim=(2, 3), keepdim=True)
-    cam = torch.relu((weights * act).sum(dim=1))[0].detach()
-    return cam.numpy()
+        for handle in handles:
+            handle.remove()
+    cams = []
+    for act in store.values():
+        weights = act.grad.mean(dim=(2, 3), keepdim=True)
+        cams.append(torch.relu((weights * act).sum(dim=1))[0].detach())
+    return torch.stack(cams).sum(0).numpy()
 
 
 def _saliency(model: torch.nn.Module, x: torch.Tensor) -> np.ndarray:

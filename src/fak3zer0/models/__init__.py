@@ -23,3 +23,4 @@ from fak3zer0.models import i3d  # noqa: F401,E402
 from fak3zer0.models import r2plus1d  # noqa: F401,E402
 from fak3zer0.models import clip_temporal  # noqa: F401,E402
 from fak3zer0.models import stgcn  # noqa: F401,E402
+from fak3zer0.models import ensemble  # noqa: F401,E402

@@ -1,0 +1,91 @@
+"""Logit-averaging ensembles of frame models: one checkpoint, one ONNX graph, one forward.
+
+Each member's logit is divided by its own calibration temperature (so members that are more or
+less confident weigh the same) and the ensemble's logit is their mean. The checkpoint's config
+lists the members (registry name, builder config, temperature); their weights live in the one
+state dict under ``members.<i>.``::
+
+    model = ensemble_from_checkpoints(["a.pt", "b.pt"])   # then train/evaluate/save as any model
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from fak3zer0.errors import ModelError
+from fak3zer0.models.registry import InputSpec, create_model, register_model
+
+
+#: What ``create_model("ensemble")`` builds without members: the shape of the shipped default
+#: (two EfficientNet-Lite0 at 160 px), so ``fak3zer0 models`` can describe its size and cost.
+DEFAULT_MEMBERS: tuple[dict[str, Any], ...] = (
+    {"model": "efficientnet_lite0", "config": {"size": 160}},
+    {"model": "efficientnet_lite0", "config": {"size": 160}},
+)
+
+
+class LogitEnsemble(nn.Module):
+    """``forward(x) = mean_i(member_i(x) / T_i)`` over frame models that share one input spec."""
+
+    def __init__(self, members: list[nn.Module], temperatures: list[float]) -> None:
+        super().__init__()
+        if not members:
+            raise ModelError("an ensemble needs at least one member")
+        if len(temperatures) != len(members) or min(temperatures) <= 0:
+            raise ModelError(f"one positive temperature per member is needed, got {temperatures}")
+        specs = {m.input_spec for m in members}
+        if len(specs) != 1:
+            raise ModelError(f"ensemble members must take the same input; they take {sorted(map(str, specs))}")
+        self.input_spec = members[0].input_spec
+        if self.input_spec.kind != "frame":
+            raise ModelError("ensembles are of frame models only")
+        self.members = nn.ModuleList(members)
+        self.register_buffer("inv_temperature", torch.tensor([1.0 / t for t in temperatures]), persistent=False)
+
+    def member_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """``(M, B)``: each member's temperature-scaled logit."""
+        return torch.stack([m(x) for m in self.members]) * self.inv_temperature[:, None]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.member_logits(x).mean(0)
+
+    def cam_layer(self) -> list[nn.Module] | None:
+        """One Grad-CAM layer per member (the explainer sums their maps); None: use saliency."""
+        layers = [m.cam_layer() for m in self.members if hasattr(m, "cam_layer")]
+        return layers if len(layers) == len(self.members) else None
+
+
+@register_model(
+    "ensemble",
+    input_spec=InputSpec(kind="frame"),
+    family="ensemble",
+    description="mean of temperature-scaled logits of frame models (members from their checkpoints)",
+)
+def ensemble(members: list[dict[str, Any]] | None = None) -> LogitEnsemble:
+    """``members``: ``[{"model": name, "config": {...}, "temperature": T}, ...]``."""
+    built, temps = [], []
+    for m in DEFAULT_MEMBERS if members is None else members:
+        if not isinstance(m, dict) or "model" not in m:
+            raise ModelError(f"each ensemble member needs a 'model' name, got {m!r}")
+        if m["model"] == "ensemble":
+            raise ModelError("ensembles do not nest")
+        built.append(create_model(m["model"], **m.get("config", {})))
+        temps.append(float(m.get("temperature", 1.0)))
+    return LogitEnsemble(built, temps)
+
+
+def ensemble_from_checkpoints(paths: list[str | Path]) -> LogitEnsemble:
+    """Build an ensemble of saved models, each member keeping its weights and calibration temperature."""
+    from fak3zer0.models.checkpoint import file_digest, read_checkpoint
+
+    ckpts = [read_checkpoint(p) for p in paths]
+    members = [{"model": c["model"], "config": c.get("config", {}),
+                "temperature": float(c.get("calibration", {}).get("temperature", 1.0)),
+                "version": file_digest(p)} for c, p in zip(ckpts, paths)]
+    model = create_model("ensemble", members=members)
+    for member, ckpt in zip(model.members, ckpts):
+        member.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in ckpt["state_dict"].items()})
+    return model

@@ -1,0 +1,74 @@
+"""Join trained frame models into one logit-averaging ensemble checkpoint and calibrate it.
+
+    python tools/make_ensemble.py A/model.pt B/model.pt --cache IMAGES --cache VIDEOS --out runs/ens/model.pt
+
+Each member's logit is divided by its own temperature and the ensemble's logit is their mean
+(``fak3zer0.models.ensemble``). The ensemble's own temperature is fitted on the validation split
+of the caches, the same grouped split tools/train_default.py trains with (seed, --val, --test), so
+give it the caches and source filters the members were trained with. The checkpoint loads like
+any other (``fak3zer0 detect --model runs/ens/model.pt``) and exports to ONNX as one graph.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from train_default import group_split, load_cache, predict  # noqa: E402
+
+from fak3zer0.evaluate.metrics import fit_temperature, log_loss, roc_auc  # noqa: E402
+from fak3zer0.models.checkpoint import file_digest, save_checkpoint  # noqa: E402
+from fak3zer0.models.ensemble import ensemble_from_checkpoints  # noqa: E402
+
+
+def split_metrics(labels: np.ndarray, logits: np.ndarray, temperature: float, name: str) -> dict[str, float]:
+    p = 1 / (1 + np.exp(-logits / temperature))
+    return {f"{name}_auc": roc_auc(labels, logits), f"{name}_log_loss": log_loss(labels, p),
+            f"{name}_accuracy": float(((p >= 0.5) == labels).mean())}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("members", type=Path, nargs="+", help="member checkpoints (frame models, same input)")
+    ap.add_argument("--cache", type=Path, action="append", required=True, help="cache folder (repeatable)")
+    ap.add_argument("--include-source", default=None, help="regex: only entries whose source matches")
+    ap.add_argument("--exclude-source", default=None, help="regex: drop entries whose source matches")
+    ap.add_argument("--max-crops", type=int, default=32, help="crops per video (images have one)")
+    ap.add_argument("--val", type=float, default=0.1)
+    ap.add_argument("--test", type=float, default=0.1)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--out", type=Path, required=True, help="where to write the ensemble checkpoint")
+    args = ap.parse_args(argv)
+    if len(args.members) < 2:
+        ap.error("give at least two member checkpoints")
+    torch.set_num_threads(args.threads)
+    model = ensemble_from_checkpoints(args.members)
+    crops, _, labels, groups, _ = load_cache(args.cache, model.input_spec.size, args.include_source,
+                                             args.exclude_source, args.max_crops)
+    split = np.array([group_split(g, args.seed, args.val, args.test) for g in groups])
+    va, te = np.where(split == "val")[0], np.where(split == "test")[0]
+    if not len(va) or len(np.unique(labels[va])) < 2:
+        raise SystemExit("the validation split needs real and fake crops to calibrate on; check --cache/--val")
+    val_logits = predict(model, crops[va])
+    temp = fit_temperature(val_logits, labels[va])
+    metrics: dict[str, object] = {"temperature": temp, "n_val": int(len(va)), "n_test": int(len(te)),
+                                  **split_metrics(labels[va], val_logits, temp, "val")}
+    if len(te):
+        metrics.update(split_metrics(labels[te], predict(model, crops[te]), temp, "test"))
+    print(json.dumps(metrics), flush=True)
+    save_checkpoint(args.out, model, metrics=metrics, temperature=temp, aggregation="mean",
+                    meta={"recipe": "tools/make_ensemble.py",
+                          "members": [{"path": str(p), "version": file_digest(p)} for p in args.members],
+                          "args": {k: str(v) for k, v in vars(args).items()},
+                          "description": f"mean of {len(args.members)} temperature-scaled members' logits"})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
