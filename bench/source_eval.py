@@ -72,12 +72,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--size", type=int, default=160, help="crop size read from the caches (resized to each model's)")
     ap.add_argument("--max-crops", type=int, default=16)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--paired-against", metavar="MODEL", default=None,
+                    help="one of the --model values: also report every other model's AUC minus this one's on the "
+                         "same inputs, with a 95 %% paired-bootstrap interval (2,000 resamples of the inputs)")
     ap.add_argument("--out", default=str(ROOT / "bench/results/source_eval.json"))
     args = ap.parse_args(argv)
+    if args.paired_against is not None and args.paired_against not in args.model:
+        ap.error(f"--paired-against {args.paired_against} is not one of the --model values")
 
     import torch
 
-    from fak3zer0.evaluate.metrics import log_loss, roc_auc
+    from fak3zer0.evaluate.metrics import log_loss, paired_auc_difference, roc_auc
 
     torch.set_num_threads(args.threads)
     splits = args.split or ["val", "test"]
@@ -87,11 +92,12 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     print(f"{'model':<28} {'split':<5} {'set':<22} {'n':>5} {'fake':>5} {'AUC':>6} {'log loss':>8} {'acc':>6} "
           f"{'real>=.5':>8} {'fake>=.5':>8}")
-    for name in args.model:
-        p = score(name, inputs)
-        for split, kind, group in keys:
-            m = np.array([split in ("all", x[2]) and (x[0], x[1]) == (kind, group) for x in inputs])
-            y = np.array([x[3] for x in inputs])[m]
+    scores = {name: score(name, inputs) for name in args.model}
+    labels = np.array([x[3] for x in inputs])
+    masks = {k: np.array([k[0] in ("all", x[2]) and (x[0], x[1]) == k[1:] for x in inputs]) for k in keys}
+    for name, p in scores.items():
+        for (split, kind, group), m in masks.items():
+            y = labels[m]
             if len(set(y)) < 2:
                 continue
             r = {"model": name, "split": split, "set": f"{group} {kind}", "n": int(m.sum()), "fake": int(y.sum()),
@@ -103,9 +109,23 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(r)
             print(f"{Path(name).name[:28]:<28} {split:<5} {r['set']:<22} {r['n']:>5} {r['fake']:>5} {r['auc']:>6.3f} "
                   f"{r['log_loss']:>8.3f} {r['accuracy']:>6.3f} {r['real_flagged']:>8.3f} {r['fake_flagged']:>8.3f}")
+    paired = []
+    if args.paired_against is not None:
+        ref = scores[args.paired_against]
+        print(f"\nAUC minus {Path(args.paired_against).name}'s on the same inputs (95 % paired bootstrap):")
+        for name in (n for n in scores if n != args.paired_against):
+            for (split, kind, group), m in masks.items():
+                if len(set(labels[m])) < 2:
+                    continue
+                d = paired_auc_difference(labels[m], scores[name][m], ref[m])
+                paired.append({"model": name, "against": args.paired_against, "split": split,
+                               "set": f"{group} {kind}", **d})
+                print(f"{Path(name).name[:28]:<28} {split:<5} {group + ' ' + kind:<22} {d['difference']:+.3f} "
+                      f"[{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}]  share <= 0: {d['share_le_0']:.3f}")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"caches": [str(c) for c in args.cache], "rows": rows}, indent=2) + "\n")
+    report = {"caches": [str(c) for c in args.cache], "rows": rows, **({"paired": paired} if paired else {})}
+    out.write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {out}")
     return 0
 

@@ -176,3 +176,20 @@ def test_aggregation_rules_match_the_detector():
         for n in (1, 2, 7):
             p = rng.random(n)
             assert M.aggregate_probs(p, rule) == pytest.approx(det.aggregate(p, rule), abs=1e-12)
+
+
+def test_paired_auc_difference_resamples_the_same_inputs():
+    from fak3zer0.evaluate.metrics import paired_auc_difference
+
+    rng = np.random.default_rng(0)
+    y = np.repeat([0, 1], 50)
+    good = y + rng.normal(0, 0.5, y.size)  # AUC about 0.92
+    noise = rng.normal(0, 1, y.size)  # about 0.5
+    d = paired_auc_difference(y, good, noise, resamples=300)
+    assert d["difference"] == pytest.approx(M.roc_auc(y, good) - M.roc_auc(y, noise), abs=1e-4)
+    assert 0 < d["ci95"][0] < d["difference"] < d["ci95"][1] and d["share_le_0"] == 0.0
+    same = paired_auc_difference(y, good, good, resamples=50)
+    assert same["difference"] == 0 and same["ci95"] == [0, 0] and same["share_le_0"] == 1.0
+    assert same["resamples"] == 50
+    with pytest.raises(ValueError, match="both labels"):
+        paired_auc_difference([1, 1], [0.2, 0.3], [0.1, 0.2])

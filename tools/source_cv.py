@@ -58,23 +58,12 @@ RECIPES = {
 }
 
 
-def paired_bootstrap(a: dict[str, tuple[int, float]], b: dict[str, tuple[int, float]], n: int = 2000,
-                     seed: int = 0) -> dict:
-    """AUC(a) - AUC(b) on the same videos, with a 95 % interval from resampling the videos (paired)."""
-    from fak3zer0.evaluate.metrics import roc_auc
+def paired_bootstrap(a: dict[str, tuple[int, float]], b: dict[str, tuple[int, float]]) -> dict:
+    """AUC(a) - AUC(b) on the same videos (id -> (label, score)), paired bootstrap of the videos."""
+    from fak3zer0.evaluate.metrics import paired_auc_difference
 
     ids = sorted(a)
-    y = np.array([a[k][0] for k in ids])
-    pa, pb = np.array([a[k][1] for k in ids]), np.array([b[k][1] for k in ids])
-    rng, diffs = np.random.default_rng(seed), []
-    for _ in range(n):
-        i = rng.integers(0, len(ids), len(ids))
-        if len(set(y[i])) == 2:
-            diffs.append(roc_auc(y[i], pa[i]) - roc_auc(y[i], pb[i]))
-    d = np.array(diffs)
-    return {"difference": round(roc_auc(y, pa) - roc_auc(y, pb), 4),
-            "ci95": [round(float(v), 4) for v in np.percentile(d, [2.5, 97.5])],
-            "share_le_0": round(float((d <= 0).mean()), 4), "resamples": int(len(d))}
+    return paired_auc_difference([a[k][0] for k in ids], [a[k][1] for k in ids], [b[k][1] for k in ids])
 
 
 def alternation(sources: list[str]) -> str:

@@ -154,6 +154,26 @@ def equal_error_rate(labels, scores) -> tuple[float | None, float | None]:
 
 # ---------------------------------------------------------------- probabilities
 
+def paired_auc_difference(labels, scores_a, scores_b, *, resamples: int = 2000, seed: int = 0) -> dict[str, Any]:
+    """AUC(a) - AUC(b) on the same inputs, with a 95 % interval from resampling the inputs (paired).
+
+    ``share_le_0`` is the share of resamples in which ``a`` did not beat ``b``.
+    """
+    y, pa = _as_arrays(labels, scores_a)
+    _, pb = _as_arrays(labels, scores_b)
+    if not _two_classes(y):
+        raise ValueError("a paired AUC difference needs both labels")
+    rng, diffs = np.random.default_rng(seed), []
+    for _ in range(resamples):
+        i = rng.integers(0, len(y), len(y))
+        if _two_classes(y[i]):
+            diffs.append(roc_auc(y[i], pa[i]) - roc_auc(y[i], pb[i]))
+    d = np.array(diffs)
+    return {"difference": round(roc_auc(y, pa) - roc_auc(y, pb), 4),
+            "ci95": [round(float(v), 4) for v in np.percentile(d, [2.5, 97.5])],
+            "share_le_0": round(float((d <= 0).mean()), 4), "resamples": int(len(d))}
+
+
 def log_loss(labels, probs, eps: float = LOG_LOSS_EPS) -> float | None:
     """Mean binary cross-entropy with ``p`` clipped to ``[eps, 1 - eps]`` (DFDC's rule)."""
     y, p = _as_arrays(labels, probs)
