@@ -62,6 +62,12 @@ def score(model_name: str, inputs) -> np.ndarray:
     return np.array(out)
 
 
+def label(model: str) -> str:
+    """Short display name: a run's folder for ``.../RUN/model.pt``, else the file or registry name."""
+    path = Path(model)
+    return (path.parent.name if path.name == "model.pt" and path.parent.name else path.name)[:28]
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", action="append", required=True)
@@ -107,12 +113,12 @@ def main(argv: list[str] | None = None) -> int:
                  "real_flagged": round(float((p[m][y == 0] >= 0.5).mean()), 4),
                  "fake_flagged": round(float((p[m][y == 1] >= 0.5).mean()), 4)}
             rows.append(r)
-            print(f"{Path(name).name[:28]:<28} {split:<5} {r['set']:<22} {r['n']:>5} {r['fake']:>5} {r['auc']:>6.3f} "
+            print(f"{label(name):<28} {split:<5} {r['set']:<22} {r['n']:>5} {r['fake']:>5} {r['auc']:>6.3f} "
                   f"{r['log_loss']:>8.3f} {r['accuracy']:>6.3f} {r['real_flagged']:>8.3f} {r['fake_flagged']:>8.3f}")
     paired = []
     if args.paired_against is not None:
         ref = scores[args.paired_against]
-        print(f"\nAUC minus {Path(args.paired_against).name}'s on the same inputs (95 % paired bootstrap):")
+        print(f"\nAUC minus {label(args.paired_against)}'s on the same inputs (95 % paired bootstrap):")
         for name in (n for n in scores if n != args.paired_against):
             for (split, kind, group), m in masks.items():
                 if len(set(labels[m])) < 2:
@@ -120,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
                 d = paired_auc_difference(labels[m], scores[name][m], ref[m])
                 paired.append({"model": name, "against": args.paired_against, "split": split,
                                "set": f"{group} {kind}", **d})
-                print(f"{Path(name).name[:28]:<28} {split:<5} {group + ' ' + kind:<22} {d['difference']:+.3f} "
+                print(f"{label(name):<28} {split:<5} {group + ' ' + kind:<22} {d['difference']:+.3f} "
                       f"[{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}]  share <= 0: {d['share_le_0']:.3f}")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

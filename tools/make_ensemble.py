@@ -2,8 +2,8 @@
 
     python tools/make_ensemble.py A/model.pt B/model.pt --cache IMAGES --cache VIDEOS --out runs/ens/model.pt
 
-Each member's logit is divided by its own temperature and the ensemble's logit is their mean
-(``fak3zer0.models.ensemble``). The ensemble's own temperature is fitted on the validation split
+The ensemble's logit is the mean of the members' raw logits (``--scaling temperature``: each
+divided first by the temperature in its checkpoint; see ``fak3zer0.models.ensemble``). The ensemble's own temperature is fitted on the validation split
 of the caches, the same grouped split tools/train_default.py trains with (seed, --val, --test), so
 give it the caches and source filters the members were trained with. The checkpoint loads like
 any other (``fak3zer0 detect --model runs/ens/model.pt``) and exports to ONNX as one graph.
@@ -42,13 +42,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--val", type=float, default=0.1)
     ap.add_argument("--test", type=float, default=0.1)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--scaling", choices=("raw", "temperature"), default="raw",
+                    help="raw: average the members' logits as they are; temperature: divide each by the temperature "
+                         "in its checkpoint first (a member calibrated on data whose fakes it never learned gets a "
+                         "huge temperature and is silenced)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", type=Path, required=True, help="where to write the ensemble checkpoint")
     args = ap.parse_args(argv)
     if len(args.members) < 2:
         ap.error("give at least two member checkpoints")
     torch.set_num_threads(args.threads)
-    model = ensemble_from_checkpoints(args.members)
+    model = ensemble_from_checkpoints(args.members, args.scaling)
     crops, _, labels, groups, _ = load_cache(args.cache, model.input_spec.size, args.include_source,
                                              args.exclude_source, args.max_crops)
     split = np.array([group_split(g, args.seed, args.val, args.test) for g in groups])

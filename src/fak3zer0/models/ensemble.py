@@ -1,11 +1,11 @@
 """Logit-averaging ensembles of frame models: one checkpoint, one ONNX graph, one forward.
 
-Each member's logit is divided by its own calibration temperature (so members that are more or
-less confident weigh the same) and the ensemble's logit is their mean. The checkpoint's config
+The ensemble's logit is the mean of its members' logits, each optionally divided by a fixed
+per-member temperature (1 by default; see :func:`ensemble_from_checkpoints`). The checkpoint's config
 lists the members (registry name, builder config, temperature); their weights live in the one
 state dict under ``members.<i>.``::
 
-    model = ensemble_from_checkpoints(["a.pt", "b.pt"])   # then train/evaluate/save as any model
+    model = ensemble_from_checkpoints(["a.pt", "b.pt"])   # then evaluate/save/export as any model
 """
 from __future__ import annotations
 
@@ -77,13 +77,23 @@ def ensemble(members: list[dict[str, Any]] | None = None) -> LogitEnsemble:
     return LogitEnsemble(built, temps)
 
 
-def ensemble_from_checkpoints(paths: list[str | Path]) -> LogitEnsemble:
-    """Build an ensemble of saved models, each member keeping its weights and calibration temperature."""
+def ensemble_from_checkpoints(paths: list[str | Path], scaling: str = "raw") -> LogitEnsemble:
+    """Build an ensemble of saved models.
+
+    ``scaling="raw"`` averages the members' raw logits (T_i = 1); ``"temperature"`` divides each by
+    the temperature in its checkpoint. Raw is the default because a member's temperature is fitted
+    on its own validation data: a member that was never meant to detect that data's fakes (say, one
+    trained on self-blended fakes only, calibrated on DFDC swaps) gets a huge temperature and would
+    be silenced.
+    """
     from fak3zer0.models.checkpoint import file_digest, read_checkpoint
 
+    if scaling not in ("raw", "temperature"):
+        raise ModelError(f"member scaling must be 'raw' or 'temperature', not {scaling!r}")
     ckpts = [read_checkpoint(p) for p in paths]
     members = [{"model": c["model"], "config": c.get("config", {}),
-                "temperature": float(c.get("calibration", {}).get("temperature", 1.0)),
+                "temperature": float(c.get("calibration", {}).get("temperature", 1.0)) if scaling == "temperature"
+                else 1.0,
                 "version": file_digest(p)} for c, p in zip(ckpts, paths)]
     model = create_model("ensemble", members=members)
     for member, ckpt in zip(model.members, ckpts):
