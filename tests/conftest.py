@@ -50,3 +50,29 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("ckpt") / "tiny_meso4.pt"
     save_checkpoint(path, model, metrics={"note": "untrained, for tests"})
     return path
+
+
+def write_crop_cache(root: Path, n: int = 60, size: int = 64) -> Path:
+    """A tiny face-crop cache in the documented format (docs/cache-format.md): one crop per entry,
+    every other one fake (and redder), a leakage group per real/fake pair, five landmarks each."""
+    import json
+
+    rng = np.random.default_rng(0)
+    (root / "crops").mkdir(parents=True, exist_ok=True)
+    lines = []
+    five = np.array([[0.35, 0.4], [0.65, 0.4], [0.5, 0.55], [0.38, 0.7], [0.62, 0.7]], np.float32) * size
+    for i in range(n):
+        label = i % 2
+        crops = rng.integers(0, 255, (1, size, size, 3), dtype=np.uint8)
+        crops[..., 0] = np.clip(crops[..., 0].astype(int) + 60 * label, 0, 255)
+        name = f"crops/e{i}.npz"
+        np.savez(root / name, crops=crops, landmarks=five[None])
+        lines.append(json.dumps({"key": f"e{i}", "status": "ok", "file": name, "label": label,
+                                 "group": f"g{i // 2}", "source": "synthetic", "kind": "image"}))
+    (root / "index.jsonl").write_text("\n".join(lines) + "\n")
+    return root
+
+
+@pytest.fixture()
+def crop_cache(tmp_path) -> Path:
+    return write_crop_cache(tmp_path / "cache")

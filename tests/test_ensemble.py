@@ -1,7 +1,6 @@
 """Logit-averaging ensembles: built from checkpoints, saved and loaded as one model, explained, exported."""
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
@@ -34,19 +33,21 @@ def _x(n: int = 4) -> torch.Tensor:
     return torch.randn(n, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(3))
 
 
-def test_logit_is_the_mean_of_temperature_scaled_members(members):
-    ens = ensemble_from_checkpoints(members).eval()
+def test_logit_is_the_mean_of_the_members_logits(members):
+    raw = ensemble_from_checkpoints(members).eval()
+    scaled = ensemble_from_checkpoints(members, scaling="temperature").eval()
     a, b = (load_checkpoint(p) for p in members)
     x = _x()
     with torch.inference_mode():
-        expected = (a.model(x) / 2.0 + b.model(x) / 0.5) / 2
-        got = ens(x)
-    torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-4)
-    assert ens.input_spec == a.input_spec and ens.registry_name == "ensemble"
+        torch.testing.assert_close(raw(x), (a.model(x) + b.model(x)) / 2, atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(scaled(x), (a.model(x) / 2.0 + b.model(x) / 0.5) / 2, atol=1e-5, rtol=1e-4)
+    assert raw.input_spec == a.input_spec and raw.registry_name == "ensemble"
+    with pytest.raises(ModelError, match="scaling"):
+        ensemble_from_checkpoints(members, scaling="softmax")
 
 
 def test_saved_ensemble_loads_as_one_model(members, tmp_path):
-    ens = ensemble_from_checkpoints(members).eval()
+    ens = ensemble_from_checkpoints(members, scaling="temperature").eval()
     path = save_checkpoint(tmp_path / "ens.pt", ens, temperature=1.3)
     loaded = load_checkpoint(path)
     assert loaded.name == "ensemble" and loaded.temperature == pytest.approx(1.3)
@@ -87,31 +88,15 @@ def test_exports_to_one_onnx_graph(members, tmp_path):
     np.testing.assert_allclose(OrtFrameModel(path).logits(x.numpy()), expected, atol=1e-4, rtol=1e-3)
 
 
-def _write_cache(root: Path, n: int = 60) -> Path:
-    """A tiny cache in the documented format: one crop per entry, half of them fake, one group each."""
-    rng = np.random.default_rng(0)
-    lines = []
-    for i in range(n):
-        label = i % 2
-        crops = rng.integers(0, 255, (1, SIZE, SIZE, 3), dtype=np.uint8)
-        crops[..., 0] = np.clip(crops[..., 0].astype(int) + 60 * label, 0, 255)  # fakes are redder
-        name = f"e{i}.npz"
-        np.savez(root / name, crops=crops, landmarks=np.full((1, 5, 2), SIZE / 2, np.float32))
-        lines.append(json.dumps({"key": name, "status": "ok", "file": name, "label": label,
-                                 "group": f"g{i // 2}", "source": "synthetic"}))
-    (root / "index.jsonl").write_text("\n".join(lines) + "\n")
-    return root
-
-
-def test_make_ensemble_tool_calibrates_on_the_validation_split(members, tmp_path):
+def test_make_ensemble_tool_calibrates_on_the_validation_split(members, crop_cache, tmp_path):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
     from make_ensemble import main
 
-    cache = _write_cache(tmp_path)
     out = tmp_path / "ens" / "model.pt"
-    assert main([*map(str, members), "--cache", str(cache), "--val", "0.5", "--test", "0.2",
+    assert main([*map(str, members), "--cache", str(crop_cache), "--val", "0.5", "--test", "0.2",
                  "--threads", "1", "--out", str(out)]) == 0
     loaded = load_checkpoint(out)
     assert loaded.name == "ensemble" and loaded.temperature > 0
     assert loaded.metrics["n_val"] > 0 and 0 <= loaded.metrics["val_auc"] <= 1
     assert [m["version"] for m in loaded.meta["members"]] == [load_checkpoint(p).version for p in members]
+    assert [m["temperature"] for m in loaded.config["members"]] == [1.0, 1.0]  # raw logits by default

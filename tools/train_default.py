@@ -42,8 +42,13 @@ def require_base(base: Path, images: Path) -> None:
                          f"--cache {images} --size 160 --epochs 3 --out {base.parent}")
 
 
-def load_cache(caches: list[Path], size: int, include: str | None, exclude: str | None, max_crops: int):
-    """All usable crops of the given caches (up to ``max_crops`` per video), with labels and groups."""
+def load_cache(caches: list[Path], size: int, include: str | None, exclude: str | None, max_crops: int,
+               mesh: bool = False):
+    """All usable crops of the given caches (up to ``max_crops`` per video), with labels and groups.
+
+    Landmarks are the cache's five points, or with ``mesh`` the 468-point face mesh written by
+    tools/mesh_landmarks.py where it found the face (the five points elsewhere; then a list, not an array).
+    """
     import re
 
     crops, marks, labels, groups, srcs = [], [], [], [], []
@@ -56,17 +61,24 @@ def load_cache(caches: list[Path], size: int, include: str | None, exclude: str 
             if (include and not re.search(include, e["source"])) or (exclude and re.search(exclude, e["source"])):
                 continue
             z = np.load(cache / e["file"])
+            points = z["landmarks"]
+            if mesh:
+                side = cache / "mesh468" / Path(e["file"]).name
+                if not side.is_file():
+                    raise SystemExit(f"{side} is missing: run python tools/mesh_landmarks.py {cache} first")
+                found = np.load(side)["landmarks"]
+                points = [f if np.isfinite(f).all() else p for f, p in zip(found, points)]
             n = len(z["crops"])
             take = np.unique(np.linspace(0, n - 1, min(n, max_crops)).round().astype(int))
             for k in take:
                 c = z["crops"][k]
                 scale = size / c.shape[0]
                 crops.append(cv2.resize(c, (size, size), interpolation=cv2.INTER_AREA) if c.shape[0] != size else c)
-                marks.append(z["landmarks"][k] * scale)
+                marks.append(np.asarray(points[k], np.float32) * scale)
                 labels.append(e["label"])
                 groups.append(e["group"])
                 srcs.append(e["source"])
-    return np.stack(crops), np.stack(marks), np.array(labels), groups, srcs
+    return np.stack(crops), (marks if mesh else np.stack(marks)), np.array(labels), groups, srcs
 
 
 def augment(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -114,6 +126,9 @@ def main() -> None:
     ap.add_argument("--sbi", type=float, default=0.0, help="fraction of real crops turned into self-blended fakes")
     ap.add_argument("--sbi-lower", type=float, default=0.0,
                     help="share of the self-blended fakes blended over the lower face only (lip-sync-like)")
+    ap.add_argument("--mesh", action="store_true",
+                    help="self-blend masks from the 468-point face mesh (tools/mesh_landmarks.py) instead of an "
+                         "ellipse grown from the five MTCNN points")
     ap.add_argument("--real-only", action="store_true",
                     help="train on the real crops and their self-blended fakes only (the SBI protocol: no real "
                          "deepfake is seen in training); validation and test keep both labels")
@@ -125,7 +140,7 @@ def main() -> None:
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
     crops, marks, labels, groups, _ = load_cache(args.cache, args.size, args.include_source, args.exclude_source,
-                                                 args.max_crops)
+                                                 args.max_crops, args.mesh)
     split = np.array([group_split(g, args.seed, args.val, args.test) for g in groups])
     tr, va, te = (np.where(split == s)[0] for s in ("train", "val", "test"))
     if args.real_only:
