@@ -100,3 +100,30 @@ def test_make_ensemble_tool_calibrates_on_the_validation_split(members, crop_cac
     assert loaded.metrics["n_val"] > 0 and 0 <= loaded.metrics["val_auc"] <= 1
     assert [m["version"] for m in loaded.meta["members"]] == [load_checkpoint(p).version for p in members]
     assert [m["temperature"] for m in loaded.config["members"]] == [1.0, 1.0]  # raw logits by default
+
+
+def test_weights_are_normalised_and_applied(members):
+    ens = ensemble_from_checkpoints(members, weights=[3, 1]).eval()
+    a, b = (load_checkpoint(p) for p in members)
+    x = _x()
+    with torch.inference_mode():
+        torch.testing.assert_close(ens(x), 0.75 * a.model(x) + 0.25 * b.model(x), atol=1e-5, rtol=1e-4)
+    assert ens.weights == [0.75, 0.25]
+    with pytest.raises(ModelError, match="weight"):
+        ensemble_from_checkpoints(members, weights=[1, -1])
+
+
+def test_second_weight_is_chosen_on_validation_within_the_allowance(members, crop_cache, tmp_path):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+    from make_ensemble import main
+
+    out = tmp_path / "weighted.pt"
+    assert main([*map(str, members), "--cache", str(crop_cache), "--val", "0.5", "--test", "0.2",
+                 "--keep-first-within", "0.02", "--threads", "1", "--out", str(out)]) == 0
+    loaded = load_checkpoint(out)
+    choice = loaded.metrics["weight_choice"]
+    aucs = {float(w): auc for w, auc in choice["val_auc_by_weight"].items()}
+    assert set(aucs) == {round(0.05 * i, 2) for i in range(11)}
+    w = choice["weight"]
+    assert aucs[w] >= aucs[0.0] - 0.02 and all(a < aucs[0.0] - 0.02 for v, a in aucs.items() if v > w)
+    assert [m["weight"] for m in loaded.config["members"]] == pytest.approx([1 - w, w])

@@ -3,7 +3,9 @@
     python tools/make_ensemble.py A/model.pt B/model.pt --cache IMAGES --cache VIDEOS --out runs/ens/model.pt
 
 The ensemble's logit is the mean of the members' raw logits (``--scaling temperature``: each
-divided first by the temperature in its checkpoint; see ``fak3zer0.models.ensemble``). The ensemble's own temperature is fitted on the validation split
+divided first by the temperature in its checkpoint; ``--weights``: a weighted mean; see
+``fak3zer0.models.ensemble``). ``--keep-first-within D`` gives as much weight to the second of two
+members as the validation split allows while its AUC stays within D of the first member's alone. The ensemble's own temperature is fitted on the validation split
 of the caches, the same grouped split tools/train_default.py trains with (seed, --val, --test), so
 give it the caches and source filters the members were trained with. The checkpoint loads like
 any other (``fak3zer0 detect --model runs/ens/model.pt``) and exports to ONNX as one graph.
@@ -32,6 +34,17 @@ def split_metrics(labels: np.ndarray, logits: np.ndarray, temperature: float, na
             f"{name}_accuracy": float(((p >= 0.5) == labels).mean())}
 
 
+def choose_second_weight(model, crops: np.ndarray, labels: np.ndarray, within: float,
+                         grid: tuple[float, ...] = tuple(np.round(np.arange(0, 0.51, 0.05), 2))) -> dict:
+    """The largest second-member weight on ``grid`` whose AUC on these (validation) crops is within
+    ``within`` of the first member's alone, with the AUC of every weight tried."""
+    first, second = (predict(m, crops) / t for m, t in zip(model.members, model.temperatures))
+    aucs = {float(w): roc_auc(labels, (1 - w) * first + w * second) for w in grid}
+    keep = [w for w, auc in aucs.items() if auc >= aucs[0.0] - within]
+    print("second member's weight -> val AUC: " + ", ".join(f"{w:.2f}: {a:.4f}" for w, a in aucs.items()))
+    return {"weight": max(keep), "within": within, "val_auc_by_weight": aucs}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("members", type=Path, nargs="+", help="member checkpoints (frame models, same input)")
@@ -46,23 +59,38 @@ def main(argv: list[str] | None = None) -> int:
                     help="raw: average the members' logits as they are; temperature: divide each by the temperature "
                          "in its checkpoint first (a member calibrated on data whose fakes it never learned gets a "
                          "huge temperature and is silenced)")
+    ap.add_argument("--weights", type=float, nargs="+", default=None, metavar="W",
+                    help="one weight per member (normalised to sum to 1; default: equal)")
+    ap.add_argument("--keep-first-within", type=float, default=None, metavar="D",
+                    help="two members: choose the second member's weight on the validation split alone, the "
+                         "largest of 0, 0.05, ..., 0.5 whose val AUC is within D of the first member's alone")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", type=Path, required=True, help="where to write the ensemble checkpoint")
     args = ap.parse_args(argv)
     if len(args.members) < 2:
         ap.error("give at least two member checkpoints")
+    if args.weights is not None and len(args.weights) != len(args.members):
+        ap.error(f"--weights needs one weight per member ({len(args.members)})")
+    if args.keep_first_within is not None and (len(args.members) != 2 or args.weights is not None):
+        ap.error("--keep-first-within chooses the weights of exactly two members (and replaces --weights)")
     torch.set_num_threads(args.threads)
-    model = ensemble_from_checkpoints(args.members, args.scaling)
+    model = ensemble_from_checkpoints(args.members, args.scaling, args.weights)
     crops, _, labels, groups, _ = load_cache(args.cache, model.input_spec.size, args.include_source,
                                              args.exclude_source, args.max_crops)
     split = np.array([group_split(g, args.seed, args.val, args.test) for g in groups])
     va, te = np.where(split == "val")[0], np.where(split == "test")[0]
     if not len(va) or len(np.unique(labels[va])) < 2:
         raise SystemExit("the validation split needs real and fake crops to calibrate on; check --cache/--val")
+    choice = None
+    if args.keep_first_within is not None:
+        choice = choose_second_weight(model, crops[va], labels[va], args.keep_first_within)
+        model = ensemble_from_checkpoints(args.members, args.scaling, [1 - choice["weight"], choice["weight"]])
     val_logits = predict(model, crops[va])
     temp = fit_temperature(val_logits, labels[va])
     metrics: dict[str, object] = {"temperature": temp, "n_val": int(len(va)), "n_test": int(len(te)),
-                                  **split_metrics(labels[va], val_logits, temp, "val")}
+                                  "weights": model.weights, **split_metrics(labels[va], val_logits, temp, "val")}
+    if choice is not None:
+        metrics["weight_choice"] = choice
     if len(te):
         metrics.update(split_metrics(labels[te], predict(model, crops[te]), temp, "test"))
     print(json.dumps(metrics), flush=True)
@@ -70,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
                     meta={"recipe": "tools/make_ensemble.py",
                           "members": [{"path": str(p), "version": file_digest(p)} for p in args.members],
                           "args": {k: str(v) for k, v in vars(args).items()},
-                          "description": f"mean of {len(args.members)} temperature-scaled members' logits"})
+                          "description": f"weighted mean of {len(args.members)} members' logits"})
     return 0
 
 

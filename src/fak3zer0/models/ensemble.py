@@ -1,9 +1,10 @@
 """Logit-averaging ensembles of frame models: one checkpoint, one ONNX graph, one forward.
 
-The ensemble's logit is the mean of its members' logits, each optionally divided by a fixed
-per-member temperature (1 by default; see :func:`ensemble_from_checkpoints`). The checkpoint's config
-lists the members (registry name, builder config, temperature); their weights live in the one
-state dict under ``members.<i>.``::
+The ensemble's logit is a weighted mean of its members' logits (equal weights by default), each
+optionally divided by a fixed per-member temperature (1 by default; see
+:func:`ensemble_from_checkpoints`). The checkpoint's config lists the members (registry name,
+builder config, temperature, weight); their parameters live in the one state dict under
+``members.<i>.``::
 
     model = ensemble_from_checkpoints(["a.pt", "b.pt"])   # then evaluate/save/export as any model
 """
@@ -28,14 +29,22 @@ DEFAULT_MEMBERS: tuple[dict[str, Any], ...] = (
 
 
 class LogitEnsemble(nn.Module):
-    """``forward(x) = mean_i(member_i(x) / T_i)`` over frame models that share one input spec."""
+    """``forward(x) = sum_i w_i * member_i(x) / T_i`` over frame models that share one input spec.
 
-    def __init__(self, members: list[nn.Module], temperatures: list[float]) -> None:
+    ``weights`` (non-negative, normalised to sum to 1; equal when omitted) and ``temperatures`` are
+    fixed numbers, not parameters.
+    """
+
+    def __init__(self, members: list[nn.Module], temperatures: list[float],
+                 weights: list[float] | None = None) -> None:
         super().__init__()
         if not members:
             raise ModelError("an ensemble needs at least one member")
         if len(temperatures) != len(members) or min(temperatures) <= 0:
             raise ModelError(f"one positive temperature per member is needed, got {temperatures}")
+        weights = [1.0] * len(members) if weights is None else [float(w) for w in weights]
+        if len(weights) != len(members) or min(weights) < 0 or sum(weights) <= 0:
+            raise ModelError(f"one non-negative weight per member is needed (not all zero), got {weights}")
         specs = {m.input_spec for m in members}
         if len(specs) != 1:
             raise ModelError(f"ensemble members must take the same input; they take {sorted(map(str, specs))}")
@@ -43,14 +52,13 @@ class LogitEnsemble(nn.Module):
         if self.input_spec.kind != "frame":
             raise ModelError("ensembles are of frame models only")
         self.members = nn.ModuleList(members)
-        self.register_buffer("inv_temperature", torch.tensor([1.0 / t for t in temperatures]), persistent=False)
-
-    def member_logits(self, x: torch.Tensor) -> torch.Tensor:
-        """``(M, B)``: each member's temperature-scaled logit."""
-        return torch.stack([m(x) for m in self.members]) * self.inv_temperature[:, None]
+        self.weights = [w / sum(weights) for w in weights]
+        self.temperatures = [float(t) for t in temperatures]
+        factors = [w / t for w, t in zip(self.weights, temperatures)]
+        self.register_buffer("factors", torch.tensor(factors), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.member_logits(x).mean(0)
+        return (torch.stack([m(x) for m in self.members]) * self.factors[:, None]).sum(0)
 
     def cam_layer(self) -> list[nn.Module] | None:
         """One Grad-CAM layer per member (the explainer sums their maps); None: use saliency."""
@@ -62,11 +70,12 @@ class LogitEnsemble(nn.Module):
     "ensemble",
     input_spec=InputSpec(kind="frame"),
     family="ensemble",
-    description="mean of temperature-scaled logits of frame models (members from their checkpoints)",
+    description="weighted mean of frame models' logits (members from their checkpoints)",
 )
 def ensemble(members: list[dict[str, Any]] | None = None) -> LogitEnsemble:
-    """``members``: ``[{"model": name, "config": {...}, "temperature": T}, ...]``."""
-    built, temps = [], []
+    """``members``: ``[{"model": name, "config": {...}, "temperature": T, "weight": w}, ...]``
+    (temperature 1 and equal weights when omitted)."""
+    built, temps, weights = [], [], []
     for m in DEFAULT_MEMBERS if members is None else members:
         if not isinstance(m, dict) or "model" not in m:
             raise ModelError(f"each ensemble member needs a 'model' name, got {m!r}")
@@ -74,11 +83,13 @@ def ensemble(members: list[dict[str, Any]] | None = None) -> LogitEnsemble:
             raise ModelError("ensembles do not nest")
         built.append(create_model(m["model"], **m.get("config", {})))
         temps.append(float(m.get("temperature", 1.0)))
-    return LogitEnsemble(built, temps)
+        weights.append(float(m.get("weight", 1.0)))
+    return LogitEnsemble(built, temps, weights)
 
 
-def ensemble_from_checkpoints(paths: list[str | Path], scaling: str = "raw") -> LogitEnsemble:
-    """Build an ensemble of saved models.
+def ensemble_from_checkpoints(paths: list[str | Path], scaling: str = "raw",
+                              weights: list[float] | None = None) -> LogitEnsemble:
+    """Build an ensemble of saved models (``weights``: one per member, normalised; equal when omitted).
 
     ``scaling="raw"`` averages the members' raw logits (T_i = 1); ``"temperature"`` divides each by
     the temperature in its checkpoint. Raw is the default because a member's temperature is fitted
@@ -94,7 +105,8 @@ def ensemble_from_checkpoints(paths: list[str | Path], scaling: str = "raw") -> 
     members = [{"model": c["model"], "config": c.get("config", {}),
                 "temperature": float(c.get("calibration", {}).get("temperature", 1.0)) if scaling == "temperature"
                 else 1.0,
-                "version": file_digest(p)} for c, p in zip(ckpts, paths)]
+                "weight": 1.0 if weights is None else float(w),
+                "version": file_digest(p)} for c, p, w in zip(ckpts, paths, weights or [None] * len(paths))]
     model = create_model("ensemble", members=members)
     for member, ckpt in zip(model.members, ckpts):
         member.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in ckpt["state_dict"].items()})
