@@ -13,7 +13,7 @@ real and fake sources separately so each fold has both. For each fold the recipe
 ``tools/train_default.py --init BASE --sbi 0.3 --sbi-lower Q --epochs 1 --lr 1e-4``, "sbi-only" =
 ``--real-only --sbi 0.5 --sbi-lower Q --epochs 3 --lr 3e-4`` from ImageNet weights; both ``--max-crops 32``
 on DFDC images + videos + the other folds' talking-face sources; "ensemble" = both, joined by
-``tools/make_ensemble.py``) is trained and scored on the
+``tools/make_ensemble.py --keep-first-within 0.02`` as the shipped version 3) is trained and scored on the
 fold's sources with ``fak3zer0 evaluate``; the out-of-fold video scores of all folds are pooled
 and compared with BASE on the same videos (paired bootstrap of the AUC difference). Writes --out
 (default bench/results/source_cv.json).
@@ -73,14 +73,15 @@ def train_fold(run: Path, recipe: list[str], held: list[str], args: argparse.Nam
 
 
 def ensemble_fold(fold: Path, members: dict[str, Path], held: list[str], args: argparse.Namespace) -> Path:
-    """Join the fold's member models; the ensemble's temperature is fitted on the same training data's val split."""
+    """Join the fold's members as the shipped version 3 was joined: the second member's weight and the
+    ensemble's temperature chosen on the val split of the fold's own training data."""
     from make_ensemble import main as make_ensemble
 
     out = fold / "model.pt"
     if not out.is_file():
         make_ensemble([*map(str, members.values()), "--cache", str(args.images), "--cache", str(args.videos),
-                       "--exclude-source", alternation(held), "--max-crops", "32", "--threads", str(args.threads),
-                       "--out", str(out)])
+                       "--exclude-source", alternation(held), "--max-crops", "32", "--keep-first-within", "0.02",
+                       "--threads", str(args.threads), "--out", str(out)])
     return out
 
 
@@ -111,7 +112,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--recipe", choices=sorted([*RECIPES, *ENSEMBLES]), default="mixed",
                     help="mixed: fine-tune BASE on real and self-blended fakes; sbi-only: train from "
                          "ImageNet weights on real crops and their self-blended fakes alone; ensemble: both, "
-                         "their logits averaged (tools/make_ensemble.py), each member scored too")
+                         "joined as version 3 (tools/make_ensemble.py --keep-first-within 0.02), each member "
+                         "scored too")
     ap.add_argument("--base", type=Path, default=ROOT / "runs/default-v1/model.pt",
                     help="DFDC-only checkpoint the mixed recipe fine-tunes and the folds are compared with (the "
                          "first shipped weights; the model shipped now has seen every talking-face source)")
