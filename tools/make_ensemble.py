@@ -21,17 +21,11 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from train_default import group_split, load_cache, predict  # noqa: E402
+from train_default import group_split, load_cache, predict, split_metrics  # noqa: E402
 
-from fak3zer0.evaluate.metrics import fit_temperature, log_loss, roc_auc  # noqa: E402
-from fak3zer0.models.checkpoint import file_digest, save_checkpoint  # noqa: E402
+from fak3zer0.evaluate.metrics import fit_temperature, roc_auc  # noqa: E402
+from fak3zer0.models.checkpoint import save_checkpoint  # noqa: E402
 from fak3zer0.models.ensemble import ensemble_from_checkpoints  # noqa: E402
-
-
-def split_metrics(labels: np.ndarray, logits: np.ndarray, temperature: float, name: str) -> dict[str, float]:
-    p = 1 / (1 + np.exp(-logits / temperature))
-    return {f"{name}_auc": roc_auc(labels, logits), f"{name}_log_loss": log_loss(labels, p),
-            f"{name}_accuracy": float(((p >= 0.5) == labels).mean())}
 
 
 def choose_second_weight(model, crops: np.ndarray, labels: np.ndarray, within: float,
@@ -96,7 +90,8 @@ def main(argv: list[str] | None = None) -> int:
     print(json.dumps(metrics), flush=True)
     save_checkpoint(args.out, model, metrics=metrics, temperature=temp, aggregation="mean",
                     meta={"recipe": "tools/make_ensemble.py",
-                          "members": [{"path": str(p), "version": file_digest(p)} for p in args.members],
+                          "members": [{"path": str(p), "version": m["version"]}
+                                      for p, m in zip(args.members, model.model_config["members"])],
                           "args": {k: str(v) for k, v in vars(args).items()},
                           "description": f"weighted mean of {len(args.members)} members' logits"})
     return 0

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from fak3zer0.evaluate.metrics import fit_temperature, log_loss, roc_auc
+from fak3zer0.evaluate.metrics import fit_temperature, log_loss, roc_auc, sigmoid
 from fak3zer0.models import create_model
 from fak3zer0.models.checkpoint import save_checkpoint
 from fak3zer0.models.inputs import crops_to_tensor
@@ -105,6 +105,13 @@ def predict(model, crops: np.ndarray, bs: int = 128) -> np.ndarray:
     model.eval()
     out = [model(crops_to_tensor(crops[i:i + bs], model.input_spec)) for i in range(0, len(crops), bs)]
     return torch.cat(out).numpy()
+
+
+def split_metrics(labels: np.ndarray, logits: np.ndarray, temperature: float, name: str) -> dict[str, float]:
+    """``{name}_auc``, ``{name}_log_loss`` and ``{name}_accuracy`` (at 0.5) of temperature-scaled logits."""
+    p = sigmoid(logits / temperature)
+    return {f"{name}_auc": roc_auc(labels, logits), f"{name}_log_loss": log_loss(labels, p),
+            f"{name}_accuracy": float(((p >= 0.5) == labels).mean())}
 
 
 def main() -> None:
@@ -197,11 +204,7 @@ def main() -> None:
     temp = fit_temperature(val_logits, labels[va])
     metrics = {"val_auc": roc_auc(labels[va], val_logits)}
     if len(te):
-        test_logits = predict(model, crops[te])
-        p = 1 / (1 + np.exp(-test_logits / temp))
-        metrics.update({
-            "test_auc": roc_auc(labels[te], test_logits), "test_accuracy": float(((p >= 0.5) == labels[te]).mean()),
-            "test_log_loss": log_loss(labels[te], p)})
+        metrics.update(split_metrics(labels[te], predict(model, crops[te]), temp, "test"))
     metrics.update({
                "n_train": int(len(tr)), "n_val": int(len(va)), "n_test": int(len(te)), "temperature": temp,
                "history": history})

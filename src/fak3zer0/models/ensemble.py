@@ -109,5 +109,5 @@ def ensemble_from_checkpoints(paths: list[str | Path], scaling: str = "raw",
                 "version": file_digest(p)} for c, p, w in zip(ckpts, paths, weights or [None] * len(paths))]
     model = create_model("ensemble", members=members)
     for member, ckpt in zip(model.members, ckpts):
-        member.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in ckpt["state_dict"].items()})
+        member.load_state_dict(ckpt["state_dict"])  # float16-stored weights are cast to the member's float32
     return model
