@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -41,13 +40,11 @@ def _compare(name: str, labels: np.ndarray, a: np.ndarray, b: np.ndarray) -> dic
 
 
 def image_set(cache: Path, spec, twins, temperature: float) -> list[dict]:
-    sys.path.insert(0, str(ROOT / "tools"))
-    from train_default import group_split, load_cache
-
     from fak3zer0.models.inputs import crops_to_tensor
+    from fak3zer0.train.recipe import load_crops, recipe_split
 
-    crops, _, labels, groups, _ = load_cache([cache], spec.size, None, None, 1)
-    test = np.array([group_split(g, 0, 0.1, 0.1) == "test" for g in groups])
+    crops, _, labels, groups, _ = load_crops([cache], spec.size, None, None, 1)
+    test = np.array([recipe_split(g) == "test" for g in groups])
     x = crops_to_tensor(crops[test], spec).numpy()
     a, b = (_probs(t, x, temperature) for t in twins)
     return [_compare("held-out DFDC crops (per crop)", labels[test], a, b)]

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 import cv2
@@ -27,10 +26,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def load_inputs(caches: list[Path], size: int, max_crops: int):
     """[(cache kind, source group, split, label, crops uint8 (K, S, S, 3))] for every usable entry."""
-    sys.path.insert(0, str(ROOT / "tools"))
-    from train_default import group_split
-
     from fak3zer0.data.cache import FaceCropCache
+    from fak3zer0.train.recipe import recipe_split
 
     out = []
     for path in caches:
@@ -38,7 +35,7 @@ def load_inputs(caches: list[Path], size: int, max_crops: int):
         for e in cache.filter():
             crops = cache.crops(e, size, max_crops)
             group = "DFDC" if e.get("source", "").startswith("DFDC") else "talking-face"
-            out.append((e.get("kind", "video") + "s", group, group_split(e["group"], 0, 0.1, 0.1), int(e["label"]), crops))
+            out.append((e.get("kind", "video") + "s", group, recipe_split(e["group"]), int(e["label"]), crops))
     return out
 
 

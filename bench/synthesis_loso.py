@@ -103,8 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     args.work.mkdir(parents=True, exist_ok=True)
     names = args.variant or list(VARIANTS)
-    sys.path.insert(0, str(ROOT / "tools"))
-    from train_default import require_base
+    from fak3zer0.train.recipe import require_base
 
     require_base(args.base, args.images)
     ckpts = {n: train(n, VARIANTS[n][1], args.images, args.videos, args.work, args.threads, args.base) for n in names}

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import csv
-import hashlib
 import math
 
 import numpy as np
@@ -10,6 +9,7 @@ import pytest
 
 from fak3zer0.defaults import DEFAULT_MODEL
 from fak3zer0.models.hub import shipped_models
+from fak3zer0.train.recipe import recipe_split  # the split the shipped weights were trained on
 
 pytestmark = pytest.mark.skipif(DEFAULT_MODEL not in shipped_models(), reason="default model not shipped")
 
@@ -26,12 +26,6 @@ def test_default_model_checkpoint_is_complete():
     assert ck["metrics"].get("test_auc", 0) > 0.6
 
 
-def _test_split(group: str, seed: int = 0, val: float = 0.1, test: float = 0.1) -> bool:
-    # The same grouped hash split tools/train_default.py used: these groups were never trained on.
-    h = int(hashlib.sha1(f"{seed}:{group}".encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
-    return h < test
-
-
 def test_default_model_on_held_out_dev_faces(dev_dir):
     """Held-out DFDC face crops (groups the model never saw): AUC well above chance."""
     from fak3zer0.api.detector import Detector
@@ -40,7 +34,7 @@ def test_default_model_on_held_out_dev_faces(dev_dir):
     picked = {"REAL": [], "FAKE": []}
     for r in rows:
         group = (r["original"] or r["videoname"]).replace(".mp4", "")
-        if _test_split(group) and len(picked[r["label"]]) < 20:
+        if recipe_split(group) == "test" and len(picked[r["label"]]) < 20:
             path = dev_dir / "images" / ("real" if r["label"] == "REAL" else "fake") / \
                 f"dfdc_face224_{r['videoname'].replace('.mp4', '')}.jpg"
             if path.exists():

@@ -20,12 +20,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from train_default import group_split, load_cache, predict, split_metrics  # noqa: E402
-
-from fak3zer0.evaluate.metrics import fit_temperature, roc_auc  # noqa: E402
-from fak3zer0.models.checkpoint import save_checkpoint  # noqa: E402
-from fak3zer0.models.ensemble import ensemble_from_checkpoints  # noqa: E402
+from fak3zer0.evaluate.metrics import fit_temperature, roc_auc
+from fak3zer0.models.checkpoint import save_checkpoint
+from fak3zer0.models.ensemble import ensemble_from_checkpoints
+from fak3zer0.train.recipe import load_crops, predict, recipe_split, split_metrics
 
 
 def choose_second_weight(model, crops: np.ndarray, labels: np.ndarray, within: float,
@@ -69,9 +67,9 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--keep-first-within chooses the weights of exactly two members (and replaces --weights)")
     torch.set_num_threads(args.threads)
     model = ensemble_from_checkpoints(args.members, args.scaling, args.weights)
-    crops, _, labels, groups, _ = load_cache(args.cache, model.input_spec.size, args.include_source,
+    crops, _, labels, groups, _ = load_crops(args.cache, model.input_spec.size, args.include_source,
                                              args.exclude_source, args.max_crops)
-    split = np.array([group_split(g, args.seed, args.val, args.test) for g in groups])
+    split = np.array([recipe_split(g, args.seed, args.val, args.test) for g in groups])
     va, te = np.where(split == "val")[0], np.where(split == "test")[0]
     if not len(va) or len(np.unique(labels[va])) < 2:
         raise SystemExit("the validation split needs real and fake crops to calibrate on; check --cache/--val")

@@ -75,13 +75,12 @@ def train_fold(run: Path, recipe: list[str], held: list[str], args: argparse.Nam
 def ensemble_fold(fold: Path, members: dict[str, Path], held: list[str], args: argparse.Namespace) -> Path:
     """Join the fold's members as the shipped version 3 was joined: the second member's weight and the
     ensemble's temperature chosen on the val split of the fold's own training data."""
-    from make_ensemble import main as make_ensemble
-
     out = fold / "model.pt"
     if not out.is_file():
-        make_ensemble([*map(str, members.values()), "--cache", str(args.images), "--cache", str(args.videos),
-                       "--exclude-source", alternation(held), "--max-crops", "32", "--keep-first-within", "0.02",
-                       "--threads", str(args.threads), "--out", str(out)])
+        subprocess.run([sys.executable, str(ROOT / "tools/make_ensemble.py"), *map(str, members.values()),
+                        "--cache", str(args.images), "--cache", str(args.videos), "--exclude-source",
+                        alternation(held), "--max-crops", "32", "--keep-first-within", "0.02",
+                        "--threads", str(args.threads), "--out", str(out)], check=True)
     return out
 
 
@@ -127,8 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     from fak3zer0.evaluate.metrics import log_loss, roc_auc
 
     init = args.base
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from train_default import require_base
+    from fak3zer0.train.recipe import require_base
 
     require_base(init, args.images)
     parts = ENSEMBLES.get(args.recipe, ())

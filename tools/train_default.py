@@ -13,105 +13,20 @@ trains on reals and self-blended fakes alone). Temperature is fitted on the vali
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import math
 import time
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from fak3zer0.evaluate.metrics import fit_temperature, log_loss, roc_auc, sigmoid
+from fak3zer0.evaluate.metrics import fit_temperature, roc_auc
 from fak3zer0.models import create_model
 from fak3zer0.models.checkpoint import save_checkpoint
 from fak3zer0.models.inputs import crops_to_tensor
-
-
-def group_split(group: str, seed: int, val: float, test: float) -> str:
-    h = int(hashlib.sha1(f"{seed}:{group}".encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
-    return "test" if h < test else "val" if h < test + val else "train"
-
-
-def require_base(base: Path, images: Path) -> None:
-    """Stop, naming the command that makes it, when the DFDC-only base checkpoint is missing."""
-    if not base.is_file():
-        raise SystemExit(f"no DFDC-only base checkpoint at {base}; make it with: python tools/train_default.py "
-                         f"--cache {images} --size 160 --epochs 3 --out {base.parent}")
-
-
-def load_cache(caches: list[Path], size: int, include: str | None, exclude: str | None, max_crops: int,
-               mesh: bool = False):
-    """All usable crops of the given caches (up to ``max_crops`` per video), with labels and groups.
-
-    Landmarks are the cache's five points, or with ``mesh`` the 468-point face mesh written by
-    tools/mesh_landmarks.py where it found the face (the five points elsewhere; then a list, not an array).
-    """
-    import re
-
-    crops, marks, labels, groups, srcs = [], [], [], [], []
-    for cache in caches:
-        entries = [json.loads(line) for line in (cache / "index.jsonl").read_text().splitlines() if line.strip()]
-        latest = {e["key"]: e for e in entries}
-        for e in latest.values():
-            if e["status"] != "ok" or not e.get("file"):
-                continue
-            if (include and not re.search(include, e["source"])) or (exclude and re.search(exclude, e["source"])):
-                continue
-            z = np.load(cache / e["file"])
-            points = z["landmarks"]
-            if mesh:
-                side = cache / "mesh468" / Path(e["file"]).name
-                if not side.is_file():
-                    raise SystemExit(f"{side} is missing: run python tools/mesh_landmarks.py {cache} first")
-                found = np.load(side)["landmarks"]
-                points = [f if np.isfinite(f).all() else p for f, p in zip(found, points)]
-            n = len(z["crops"])
-            take = np.unique(np.linspace(0, n - 1, min(n, max_crops)).round().astype(int))
-            for k in take:
-                c = z["crops"][k]
-                scale = size / c.shape[0]
-                crops.append(cv2.resize(c, (size, size), interpolation=cv2.INTER_AREA) if c.shape[0] != size else c)
-                marks.append(np.asarray(points[k], np.float32) * scale)
-                labels.append(e["label"])
-                groups.append(e["group"])
-                srcs.append(e["source"])
-    return np.stack(crops), (marks if mesh else np.stack(marks)), np.array(labels), groups, srcs
-
-
-def augment(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    if rng.random() < 0.5:
-        img = img[:, ::-1]
-    img = img.astype(np.float32)
-    if rng.random() < 0.5:  # brightness / contrast
-        img = (img - 128) * rng.uniform(0.8, 1.2) + 128 + rng.uniform(-20, 20)
-    img = np.clip(img, 0, 255).astype(np.uint8)
-    h = img.shape[0]
-    if rng.random() < 0.3:  # down/up-scale
-        s = int(h * rng.uniform(0.4, 0.9))
-        img = cv2.resize(cv2.resize(img, (s, s), interpolation=cv2.INTER_AREA), (h, h), interpolation=cv2.INTER_LINEAR)
-    if rng.random() < 0.2:
-        img = cv2.GaussianBlur(img, (0, 0), rng.uniform(0.3, 1.2))
-    if rng.random() < 0.5:  # JPEG re-compression
-        ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(40, 95))])
-        img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
-    return np.ascontiguousarray(img)
-
-
-@torch.no_grad()
-def predict(model, crops: np.ndarray, bs: int = 128) -> np.ndarray:
-    model.eval()
-    out = [model(crops_to_tensor(crops[i:i + bs], model.input_spec)) for i in range(0, len(crops), bs)]
-    return torch.cat(out).numpy()
-
-
-def split_metrics(labels: np.ndarray, logits: np.ndarray, temperature: float, name: str) -> dict[str, float]:
-    """``{name}_auc``, ``{name}_log_loss`` and ``{name}_accuracy`` (at 0.5) of temperature-scaled logits."""
-    p = sigmoid(logits / temperature)
-    return {f"{name}_auc": roc_auc(labels, logits), f"{name}_log_loss": log_loss(labels, p),
-            f"{name}_accuracy": float(((p >= 0.5) == labels).mean())}
+from fak3zer0.train.recipe import augment, load_crops, predict, recipe_split, split_metrics
 
 
 def main() -> None:
@@ -146,9 +61,9 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
-    crops, marks, labels, groups, _ = load_cache(args.cache, args.size, args.include_source, args.exclude_source,
+    crops, marks, labels, groups, _ = load_crops(args.cache, args.size, args.include_source, args.exclude_source,
                                                  args.max_crops, args.mesh)
-    split = np.array([group_split(g, args.seed, args.val, args.test) for g in groups])
+    split = np.array([recipe_split(g, args.seed, args.val, args.test) for g in groups])
     tr, va, te = (np.where(split == s)[0] for s in ("train", "val", "test"))
     if args.real_only:
         if args.sbi <= 0:

@@ -1,0 +1,107 @@
+"""Building blocks of the shipped default model's training recipe (``tools/train_default.py``).
+
+The recipe trains from face-crop caches held in memory (``load_crops``), splits by leakage group with
+``recipe_split`` (the split the shipped weights were trained on), augments with ``augment`` and scores
+with ``predict``; ``tools/make_ensemble.py``, ``tools/source_cv.py`` and the benchmarks that score the
+shipped model on its own val/test split import them from here so they all see the same split.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from fak3zer0.evaluate.metrics import log_loss, roc_auc, sigmoid
+from fak3zer0.models.inputs import crops_to_tensor
+
+
+def recipe_split(group: str, seed: int = 0, val: float = 0.1, test: float = 0.1) -> str:
+    """"train" | "val" | "test" for a leakage group, as the default model's recipe splits.
+
+    Not :func:`fak3zer0.data.splits.group_split` (which caches write): the shipped weights were trained on
+    this hash (``sha1("seed:group")``, test first), so every score of them on "val"/"test" must use it.
+    """
+    h = int(hashlib.sha1(f"{seed}:{group}".encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
+    return "test" if h < test else "val" if h < test + val else "train"
+
+
+def require_base(base: Path, images: Path) -> None:
+    """Stop, naming the command that makes it, when the DFDC-only base checkpoint is missing."""
+    if not base.is_file():
+        raise SystemExit(f"no DFDC-only base checkpoint at {base}; make it with: python tools/train_default.py "
+                         f"--cache {images} --size 160 --epochs 3 --out {base.parent}")
+
+
+def load_crops(caches: list[Path], size: int, include: str | None, exclude: str | None, max_crops: int,
+               mesh: bool = False):
+    """All usable crops of the given caches (up to ``max_crops`` per video), with labels and groups.
+
+    Landmarks are the cache's five points, or with ``mesh`` the 468-point face mesh written by
+    tools/mesh_landmarks.py where it found the face (the five points elsewhere; then a list, not an array).
+    """
+    crops, marks, labels, groups, srcs = [], [], [], [], []
+    for cache in caches:
+        entries = [json.loads(line) for line in (cache / "index.jsonl").read_text().splitlines() if line.strip()]
+        latest = {e["key"]: e for e in entries}
+        for e in latest.values():
+            if e["status"] != "ok" or not e.get("file"):
+                continue
+            if (include and not re.search(include, e["source"])) or (exclude and re.search(exclude, e["source"])):
+                continue
+            z = np.load(cache / e["file"])
+            points = z["landmarks"]
+            if mesh:
+                side = cache / "mesh468" / Path(e["file"]).name
+                if not side.is_file():
+                    raise SystemExit(f"{side} is missing: run python tools/mesh_landmarks.py {cache} first")
+                found = np.load(side)["landmarks"]
+                points = [f if np.isfinite(f).all() else p for f, p in zip(found, points)]
+            n = len(z["crops"])
+            take = np.unique(np.linspace(0, n - 1, min(n, max_crops)).round().astype(int))
+            for k in take:
+                c = z["crops"][k]
+                scale = size / c.shape[0]
+                crops.append(cv2.resize(c, (size, size), interpolation=cv2.INTER_AREA) if c.shape[0] != size else c)
+                marks.append(np.asarray(points[k], np.float32) * scale)
+                labels.append(e["label"])
+                groups.append(e["group"])
+                srcs.append(e["source"])
+    return np.stack(crops), (marks if mesh else np.stack(marks)), np.array(labels), groups, srcs
+
+
+def augment(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    if rng.random() < 0.5:
+        img = img[:, ::-1]
+    img = img.astype(np.float32)
+    if rng.random() < 0.5:  # brightness / contrast
+        img = (img - 128) * rng.uniform(0.8, 1.2) + 128 + rng.uniform(-20, 20)
+    img = np.clip(img, 0, 255).astype(np.uint8)
+    h = img.shape[0]
+    if rng.random() < 0.3:  # down/up-scale
+        s = int(h * rng.uniform(0.4, 0.9))
+        img = cv2.resize(cv2.resize(img, (s, s), interpolation=cv2.INTER_AREA), (h, h), interpolation=cv2.INTER_LINEAR)
+    if rng.random() < 0.2:
+        img = cv2.GaussianBlur(img, (0, 0), rng.uniform(0.3, 1.2))
+    if rng.random() < 0.5:  # JPEG re-compression
+        ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(40, 95))])
+        img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+    return np.ascontiguousarray(img)
+
+
+@torch.no_grad()
+def predict(model, crops: np.ndarray, bs: int = 128) -> np.ndarray:
+    model.eval()
+    out = [model(crops_to_tensor(crops[i:i + bs], model.input_spec)) for i in range(0, len(crops), bs)]
+    return torch.cat(out).numpy()
+
+
+def split_metrics(labels: np.ndarray, logits: np.ndarray, temperature: float, name: str) -> dict[str, float]:
+    """``{name}_auc``, ``{name}_log_loss`` and ``{name}_accuracy`` (at 0.5) of temperature-scaled logits."""
+    p = sigmoid(logits / temperature)
+    return {f"{name}_auc": roc_auc(labels, logits), f"{name}_log_loss": log_loss(labels, p),
+            f"{name}_accuracy": float(((p >= 0.5) == labels).mean())}
