@@ -6,10 +6,7 @@ so resizing is exercised too. Everything runs on one CPU thread in a few seconds
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
-import sys
-import types
 from pathlib import Path
 
 import numpy as np
@@ -23,42 +20,7 @@ from fak3zer0.models.checkpoint import atomic_torch_save, load_checkpoint, read_
 
 torch.set_num_threads(1)
 
-CROP = 72
-FIVE_POINTS = np.array([[0.35, 0.4], [0.65, 0.4], [0.5, 0.55], [0.38, 0.72], [0.62, 0.72]], np.float32)
-
-
-def make_cache(root: Path, n_videos: int = 12, crops: int = 4, seed: int = 0, n_val: int = 4) -> Path:
-    """A face-crop cache per docs/cache-format.md: cache.json, index.jsonl, crops/ab/<key>.npz."""
-    rng = np.random.default_rng(seed)
-    root.mkdir(parents=True)
-    (root / "cache.json").write_text(json.dumps({
-        "format": "fak3zer0.cache", "version": 1, "crop_size": CROP, "margin": 1.3, "frames": crops,
-        "face_detector": "test", "max_tracks": 2, "created": "test", "source": {}}))
-    lines = []
-    for v in range(n_videos):
-        label = v % 2
-        key = hashlib.sha1(f"{seed}/v{v}.mp4".encode()).hexdigest()
-        n_tracks = 2 if v == 0 else 1  # one video with two faces
-        k = crops * n_tracks
-        img = rng.integers(0, 256, (k, CROP, CROP, 3), dtype=np.uint8)
-        if label:
-            img[:, ::6] = 255
-            img[:, :, ::6, 1] = 0
-        lm = np.tile(FIVE_POINTS * CROP, (k, 1, 1)) + rng.normal(0, 1, (k, 5, 2)).astype(np.float32)
-        rel = f"crops/{key[:2]}/{key}.npz"
-        (root / rel).parent.mkdir(parents=True, exist_ok=True)
-        np.savez(root / rel, crops=img, boxes=np.zeros((k, 4), np.float32), landmarks=lm.astype(np.float32),
-                 frame_index=np.tile(np.arange(crops) * 10, n_tracks).astype(np.int32),
-                 time_s=np.zeros(k, np.float32), track_id=np.repeat(np.arange(n_tracks), crops).astype(np.int16))
-        lines.append({"key": key, "path": f"/data/v{v}.mp4", "video_id": f"v{v}", "label": label, "group": f"g{v}",
-                      "split": "val" if v >= n_videos - n_val else "train", "source": "test",
-                      "method": "grid" if label else "none", "kind": "video", "status": "ok", "error": None,
-                      "n_crops": k, "file": rel})
-    lines.append({"key": "x", "path": "/data/noface.mp4", "video_id": "noface", "label": 0, "group": "gx",
-                  "split": "train", "source": "test", "method": "none", "kind": "video", "status": "no_face",
-                  "error": None, "n_crops": 0, "file": None})
-    (root / "index.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
-    return root
+from conftest import VIDEO_CROP as CROP, write_video_cache as make_cache  # noqa: E402
 
 
 @pytest.fixture(scope="module")

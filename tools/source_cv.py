@@ -35,21 +35,6 @@ ROOT = Path(__file__).resolve().parents[1]
 FAK3ZER0 = [sys.executable, "-m", "fak3zer0.cli"]
 
 
-def folds_of(video_cache: Path, k: int) -> list[list[str]]:
-    from fak3zer0.data.cache import FaceCropCache
-
-    counts: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-    for e in FaceCropCache(video_cache).filter():
-        if not e["source"].startswith("DFDC"):
-            counts[e["source"]][int(e["label"])] += 1
-    folds: list[list[str]] = [[] for _ in range(k)]
-    for label in (0, 1):  # biggest first, round robin: every fold gets reals and fakes
-        names = sorted((s for s, c in counts.items() if c[label] >= c[1 - label]), key=lambda s: -counts[s][label])
-        for i, s in enumerate(names):
-            folds[i % k].append(s)
-    return folds
-
-
 #: train_default.py arguments per recipe, given the base checkpoint and the lower-face blend share
 RECIPES = {
     "mixed": lambda init, lower: ["--init", str(init), "--sbi", "0.3", "--sbi-lower", str(lower),
@@ -126,12 +111,12 @@ def main(argv: list[str] | None = None) -> int:
     from fak3zer0.evaluate.metrics import log_loss, roc_auc
 
     init = args.base
-    from fak3zer0.train.recipe import require_base
+    from fak3zer0.train.recipe import require_base, source_folds
 
     require_base(init, args.images)
     parts = ENSEMBLES.get(args.recipe, ())
     recipe = {p: RECIPES[p](init, args.sbi_lower) for p in parts} or RECIPES[args.recipe](init, args.sbi_lower)
-    folds = folds_of(args.videos, args.folds)
+    folds = source_folds(args.videos, args.folds)
     pooled: dict[str, dict[str, tuple[int, float]]] = defaultdict(dict)
     for i, held in enumerate(folds):
         fold, include = args.work / f"fold{i}", alternation(held)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections import defaultdict
 from pathlib import Path
 
 import cv2
@@ -105,3 +106,21 @@ def split_metrics(labels: np.ndarray, logits: np.ndarray, temperature: float, na
     p = sigmoid(logits / temperature)
     return {f"{name}_auc": roc_auc(labels, logits), f"{name}_log_loss": log_loss(labels, p),
             f"{name}_accuracy": float(((p >= 0.5) == labels).mean())}
+
+
+def source_folds(video_cache: Path, k: int) -> list[list[str]]:
+    """The talking-face sources (every source not starting with "DFDC") of a cache dealt into ``k``
+    folds for source-level cross-validation (``tools/source_cv.py``): biggest first, round robin, real-
+    and fake-majority sources separately so every fold holds both labels. Deterministic."""
+    from fak3zer0.data.cache import FaceCropCache
+
+    counts: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for e in FaceCropCache(video_cache).filter():
+        if not e["source"].startswith("DFDC"):
+            counts[e["source"]][int(e["label"])] += 1
+    folds: list[list[str]] = [[] for _ in range(k)]
+    for label in (0, 1):  # biggest first, round robin: every fold gets reals and fakes
+        names = sorted((s for s, c in counts.items() if c[label] >= c[1 - label]), key=lambda s: -counts[s][label])
+        for i, s in enumerate(names):
+            folds[i % k].append(s)
+    return folds
