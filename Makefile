@@ -5,7 +5,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed-stamp
 SHARED  ?= ../shared/data/dev
 
-.PHONY: demo test install bench clean samples
+.PHONY: demo test install bench clean samples default-model
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -33,6 +33,11 @@ demo: samples/demo-inputs.txt
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q tests
+
+# Rebuild the shipped default model from ../shared/data/dev (configs/fak3zer0-default.recipe.yaml; about 2 h
+# on 2 CPU cores; resumable). Add ARGS=--ship to replace the packaged weights with the result.
+default-model: $(STAMP)
+	$(BIN)/python tools/reproduce_default.py $(ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python bench/detect_speed.py
