@@ -26,11 +26,21 @@ from fak3zer0.models.ensemble import ensemble_from_checkpoints
 from fak3zer0.train.recipe import load_crops, predict, recipe_split, split_metrics
 
 
-def choose_second_weight(model, crops: np.ndarray, labels: np.ndarray, within: float,
+def member_logits(model, crops: np.ndarray) -> np.ndarray:
+    """Each member's raw logits, ``(members, crops)``: scored once, then combined for any weights."""
+    return np.stack([predict(m, crops) for m in model.members])
+
+
+def combine(model, logits: np.ndarray) -> np.ndarray:
+    """The ensemble's logits from its members' (what ``model(x)`` returns: sum of weight / T x logit)."""
+    return model.factors.double().numpy() @ logits
+
+
+def choose_second_weight(model, logits: np.ndarray, labels: np.ndarray, within: float,
                          grid: tuple[float, ...] = tuple(np.round(np.arange(0, 0.51, 0.05), 2))) -> dict:
-    """The largest second-member weight on ``grid`` whose AUC on these (validation) crops is within
-    ``within`` of the first member's alone, with the AUC of every weight tried."""
-    first, second = (predict(m, crops) / t for m, t in zip(model.members, model.temperatures))
+    """The largest second-member weight on ``grid`` whose AUC on these (validation) crops' member logits is
+    within ``within`` of the first member's alone, with the AUC of every weight tried."""
+    first, second = (lg / t for lg, t in zip(logits, model.temperatures))
     aucs = {float(w): roc_auc(labels, (1 - w) * first + w * second) for w in grid}
     keep = [w for w, auc in aucs.items() if auc >= aucs[0.0] - within]
     print("second member's weight -> val AUC: " + ", ".join(f"{w:.2f}: {a:.4f}" for w, a in aucs.items()))
@@ -73,18 +83,19 @@ def main(argv: list[str] | None = None) -> int:
     va, te = np.where(split == "val")[0], np.where(split == "test")[0]
     if not len(va) or len(np.unique(labels[va])) < 2:
         raise SystemExit("the validation split needs real and fake crops to calibrate on; check --cache/--val")
-    choice = None
+    choice, members_va = None, member_logits(model, crops[va])
     if args.keep_first_within is not None:
-        choice = choose_second_weight(model, crops[va], labels[va], args.keep_first_within)
+        choice = choose_second_weight(model, members_va, labels[va], args.keep_first_within)
         model = ensemble_from_checkpoints(args.members, args.scaling, [1 - choice["weight"], choice["weight"]])
-    val_logits = predict(model, crops[va])
+    val_logits = combine(model, members_va)
+    np.testing.assert_allclose(val_logits[:8], predict(model, crops[va][:8]), rtol=1e-3, atol=1e-3)
     temp = fit_temperature(val_logits, labels[va])
     metrics: dict[str, object] = {"temperature": temp, "n_val": int(len(va)), "n_test": int(len(te)),
                                   "weights": model.weights, **split_metrics(labels[va], val_logits, temp, "val")}
     if choice is not None:
         metrics["weight_choice"] = choice
     if len(te):
-        metrics.update(split_metrics(labels[te], predict(model, crops[te]), temp, "test"))
+        metrics.update(split_metrics(labels[te], combine(model, member_logits(model, crops[te])), temp, "test"))
     print(json.dumps(metrics), flush=True)
     save_checkpoint(args.out, model, metrics=metrics, temperature=temp, aggregation="mean",
                     meta={"recipe": "tools/make_ensemble.py",
