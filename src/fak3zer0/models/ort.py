@@ -46,7 +46,6 @@ def export_onnx(model: torch.nn.Module, path: str | Path, *, version: str, check
     """
     if importlib.util.find_spec("onnx") is None:
         raise ModelError("exporting to ONNX needs the onnx package: pip install 'fak3zer0[export]'")
-    import onnx
 
     spec = getattr(model, "input_spec", None)
     if spec is None or spec.kind != "frame":
