@@ -34,7 +34,7 @@ demo: samples/demo-inputs.txt
 test: $(STAMP)
 	$(BIN)/python -m pytest -q tests
 
-# Rebuild the shipped default model from ../shared/data/dev (configs/fak3zer0-default.recipe.yaml; about 2 h
+# Rebuild the shipped default model from ../shared/data/dev (configs/fak3zer0-default.recipe.yaml; 51 min
 # on 2 CPU cores; resumable). Add ARGS=--ship to replace the packaged weights with the result.
 default-model: $(STAMP)
 	$(BIN)/python tools/reproduce_default.py $(ARGS)

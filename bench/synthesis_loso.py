@@ -47,6 +47,12 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
     "tf+sbi-face+lower": ("DFDC", _TF_ONLY + ["--sbi", "0.3", "--sbi-lower", "0.5", "--epochs", "2"]),
     "tf-real-only+sbi-face+lower": ("DFDC", _TF_ONLY + ["--real-only", "--sbi", "0.5", "--sbi-lower", "0.5",
                                                         "--epochs", "6", "--lr", "3e-4"]),
+    # the SBI-only rows at the cache's full crop size (224 px instead of 160): is resolution the bottleneck?
+    "dfdc-real-only+sbi-face+lower@224": ("talking-face", _DFDC_ONLY + ["--real-only", "--sbi", "0.5", "--sbi-lower",
+                                                                        "0.5", "--epochs", "3", "--lr", "3e-4",
+                                                                        "--size", "224"]),
+    "tf-real-only+sbi-face+lower@224": ("DFDC", _TF_ONLY + ["--real-only", "--sbi", "0.5", "--sbi-lower", "0.5",
+                                                            "--epochs", "6", "--lr", "3e-4", "--size", "224"]),
     # Meso4 trained the same way (from scratch: no pretrained weights exist for it; its own 256 px input)
     "meso4:dfdc+sbi-face+lower": ("talking-face", _DFDC_ONLY + _MESO4 + ["--sbi", "0.3", "--sbi-lower", "0.5",
                                                                          "--epochs", "3"]),

@@ -10,7 +10,7 @@ skipped when its output is already there, so running the command again after a s
 stopped. The run ends with a table of each stage's val/test metrics beside the shipped checkpoint's.
 
 --images / --videos use existing caches instead of building them; --reuse NAME=CKPT takes a stage's
-checkpoint from elsewhere (e.g. the first shipped weights for ``v1``, which took 82 CPU minutes);
+checkpoint from elsewhere (e.g. the first shipped weights for ``v1``, a 14-82 minute stage);
 --ship copies the ensemble into the package (float16) and writes its ONNX twins, replacing the shipped
 weights; --dry-run prints the commands; --smoke trains every stage for one short epoch (a plumbing check,
 never shippable).
