@@ -58,7 +58,12 @@ class LogitEnsemble(nn.Module):
         self.register_buffer("factors", torch.tensor(factors), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return (torch.stack([m(x) for m in self.members]) * self.factors[:, None]).sum(0)
+        return self.combine(torch.stack([m(x) for m in self.members]))
+
+    def combine(self, member_logits: torch.Tensor) -> torch.Tensor:
+        """The ensemble's logits from its members' ``(members, N)`` logits: ``sum_i w_i / T_i * logit_i``
+        (lets a tool score the members once and combine them under several weightings)."""
+        return (member_logits * self.factors[:, None]).sum(0)
 
     def cam_layer(self) -> list[nn.Module] | None:
         """One Grad-CAM layer per member (the explainer sums their maps); None: use saliency."""
