@@ -7,7 +7,9 @@ Every cache entry goes to train/val/test by the same SHA-1 hash of its leakage g
 10 % val, 10 % test) that tools/train_default.py trains with, so "val" and "test" here are never
 trained on by a model from that script (whatever caches it was given). Scores are per input: one
 image, or one video (the mean of its crops' probabilities, at most --max-crops crops evenly spread,
-the model's temperature applied). Sources are grouped as DFDC (source name starts with "DFDC") and
+the model's temperature applied). Crops are read at each model's own input size (``--size`` for all of them), the
+same entries in the same order, so paired differences between models of different sizes are fair.
+Sources are grouped as DFDC (source name starts with "DFDC") and
 talking-face (everything else), per cache kind (images / videos). Prints a table and writes
 bench/results/source_eval.json (or --out); used to choose the shipped model on val before looking at
 test, and (--split all) to score a source left out of training on every one of its inputs.
@@ -24,8 +26,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def load_inputs(caches: list[Path], size: int, max_crops: int):
-    """[(cache kind, source group, split, label, crops uint8 (K, S, S, 3))] for every usable entry."""
+def load_inputs(caches: list[Path], size: int, max_crops: int, splits: list[str]):
+    """[(cache kind, source group, split, label, crops uint8 (K, S, S, 3))] for every usable entry in
+    ``splits`` ("all": every entry)."""
     from fak3zer0.data.cache import FaceCropCache
     from fak3zer0.train.recipe import recipe_split
 
@@ -33,13 +36,18 @@ def load_inputs(caches: list[Path], size: int, max_crops: int):
     for path in caches:
         cache = FaceCropCache(path)
         for e in cache.filter():
-            crops = cache.crops(e, size, max_crops)
             group = "DFDC" if e.get("source", "").startswith("DFDC") else "talking-face"
-            out.append((e.get("kind", "video") + "s", group, recipe_split(e["group"]), int(e["label"]), crops))
+            if "all" not in splits and recipe_split(e["group"]) not in splits:
+                continue
+            out.append((e.get("kind", "video") + "s", group, recipe_split(e["group"]), int(e["label"]),
+                        cache.crops(e, size, max_crops)))
     return out
 
 
-def score(model_name: str, inputs) -> np.ndarray:
+def score(model_name: str, caches: list[Path], size: int | None, max_crops: int, splits: list[str],
+          read: dict[int, list]) -> np.ndarray:
+    """One probability per cache entry: crops read at the model's own input size (or ``size`` for
+    every model, then resized to the model's); ``read`` keeps each size's crops for the next model."""
     import torch
 
     from fak3zer0.models.hub import resolve_model
@@ -47,12 +55,14 @@ def score(model_name: str, inputs) -> np.ndarray:
 
     loaded = resolve_model(model_name)
     model = loaded.model.eval()
+    want = model.input_spec.size
+    if (size or want) not in read:
+        read[size or want] = load_inputs(caches, size or want, max_crops, splits)
     out = []
-    size = model.input_spec.size
     with torch.inference_mode():
-        for *_, crops in inputs:
-            if crops.shape[1] != size:  # e.g. Meso4 at 256 px from 160 px crops
-                crops = np.stack([cv2.resize(c, (size, size), interpolation=cv2.INTER_LINEAR) for c in crops])
+        for *_, crops in read[size or want]:
+            if crops.shape[1] != want:  # --size given: e.g. Meso4 at 256 px from 160 px crops
+                crops = np.stack([cv2.resize(c, (want, want), interpolation=cv2.INTER_LINEAR) for c in crops])
             logits = torch.cat([model(crops_to_tensor(crops[i:i + 32], model.input_spec))
                                 for i in range(0, len(crops), 32)]).numpy()
             out.append(float(np.mean(1.0 / (1.0 + np.exp(-logits / loaded.temperature)))))
@@ -72,7 +82,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--split", action="append", default=None,
                     help="splits to report (default: val, test); 'all' pools every entry (for a source the "
                          "models never trained on)")
-    ap.add_argument("--size", type=int, default=160, help="crop size read from the caches (resized to each model's)")
+    ap.add_argument("--size", type=int, default=None,
+                    help="read every model's crops at this size (then resized to the model's); default: each "
+                         "model's own input size, so models of different sizes score the same entries fairly")
     ap.add_argument("--max-crops", type=int, default=16)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--paired-against", metavar="MODEL", default=None,
@@ -89,13 +101,14 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(args.threads)
     splits = args.split or ["val", "test"]
-    inputs = [x for x in load_inputs(args.cache, args.size, args.max_crops) if "all" in splits or x[2] in splits]
+    read: dict[int, list] = {}
+    scores = {name: score(name, args.cache, args.size, args.max_crops, splits, read) for name in args.model}
+    inputs = next(iter(read.values()))
     keys = sorted({(s, x[0], x[1]) for x in inputs for s in splits if s in ("all", x[2])},
                   key=lambda k: (splits.index(k[0]), k[1], k[2]))
     rows = []
     print(f"{'model':<28} {'split':<5} {'set':<22} {'n':>5} {'fake':>5} {'AUC':>6} {'log loss':>8} {'acc':>6} "
           f"{'real>=.5':>8} {'fake>=.5':>8}")
-    scores = {name: score(name, inputs) for name in args.model}
     labels = np.array([x[3] for x in inputs])
     masks = {k: np.array([k[0] in ("all", x[2]) and (x[0], x[1]) == k[1:] for x in inputs]) for k in keys}
     for name, p in scores.items():

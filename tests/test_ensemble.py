@@ -4,6 +4,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -13,6 +14,7 @@ from fak3zer0.explain import face_heatmap
 from fak3zer0.models import create_model
 from fak3zer0.models.checkpoint import load_checkpoint, save_checkpoint
 from fak3zer0.models.ensemble import ensemble_from_checkpoints
+from fak3zer0.models.inputs import crops_to_tensor
 
 SIZE = 64
 
@@ -58,13 +60,60 @@ def test_saved_ensemble_loads_as_one_model(members, tmp_path):
 
 
 def test_members_must_share_their_input(members, tmp_path):
-    other = _member(tmp_path / "c.pt", 2, 1.0, size=96)
-    with pytest.raises(ModelError, match="same input"):
+    torch.manual_seed(2)
+    other = save_checkpoint(tmp_path / "c.pt", create_model("meso4", size=SIZE).eval(), temperature=1.0)
+    with pytest.raises(ModelError, match="same input"):  # other normalisation
         ensemble_from_checkpoints([members[0], other])
     with pytest.raises(ModelError, match="do not nest"):
         create_model("ensemble", members=[{"model": "ensemble", "config": {}}])
     with pytest.raises(ModelError, match="at least one"):
         create_model("ensemble", members=[])
+
+
+@pytest.fixture(scope="module")
+def mixed_sizes(members, tmp_path_factory) -> list[Path]:
+    """A 64 px member beside a 96 px one: the ensemble takes 96 px crops."""
+    return [members[0], _member(tmp_path_factory.mktemp("big") / "big.pt", 4, 1.0, size=96)]
+
+
+def test_area_matrix_shrinks_like_opencv_inter_area():
+    from fak3zer0.models.ensemble import area_resize_matrix
+
+    img = np.random.default_rng(1).uniform(0, 255, (224, 224, 3)).astype(np.float32)
+    for dst in (160, 112, 200):
+        shrink = area_resize_matrix(224, dst)
+        ours = (shrink @ torch.from_numpy(img).permute(2, 0, 1) @ shrink.T).permute(1, 2, 0).numpy()
+        np.testing.assert_allclose(ours, cv2.resize(img, (dst, dst), interpolation=cv2.INTER_AREA), atol=1e-3)
+    with pytest.raises(ModelError, match="shrinks"):
+        area_resize_matrix(160, 224)
+
+
+def test_members_at_different_sizes_see_the_crop_at_their_own_size(mixed_sizes):
+    ens = ensemble_from_checkpoints(mixed_sizes, weights=[1, 3]).eval()
+    small, big = (load_checkpoint(p).model.eval() for p in mixed_sizes)
+    assert ens.input_spec == big.input_spec and ens.input_spec.size == 96
+    crops = np.random.default_rng(2).integers(0, 256, (3, 96, 96, 3), dtype=np.uint8)
+    shrunk = np.stack([cv2.resize(c, (SIZE, SIZE), interpolation=cv2.INTER_AREA) for c in crops])
+    with torch.inference_mode():
+        expected = 0.25 * small(crops_to_tensor(shrunk, small.input_spec)) + 0.75 * big(crops_to_tensor(crops, big.input_spec))
+        got = ens(crops_to_tensor(crops, ens.input_spec))
+    # OpenCV rounds its shrunk crop to uint8; the ensemble shrinks in float: within that rounding
+    torch.testing.assert_close(got, expected, atol=2e-2, rtol=0)
+    heat = face_heatmap(ens, crops[0])
+    assert heat.shape == (96, 96) and heat.max() == pytest.approx(1.0)
+
+
+def test_mixed_size_ensemble_exports_to_one_onnx_graph(mixed_sizes, tmp_path):
+    pytest.importorskip("onnxruntime", reason="onnxruntime is not installed")
+    pytest.importorskip("onnx", reason="exporting needs the onnx package")
+    from fak3zer0.models.ort import OrtFrameModel, export_onnx
+
+    ens = ensemble_from_checkpoints(mixed_sizes).eval()
+    path = export_onnx(ens, tmp_path / "mixed.onnx", version="test")
+    x = torch.randn(2, 3, 96, 96, generator=torch.Generator().manual_seed(5))
+    with torch.inference_mode():
+        expected = ens(x).numpy()
+    np.testing.assert_allclose(OrtFrameModel(path).logits(x.numpy()), expected, atol=1e-4, rtol=1e-3)
 
 
 def test_heatmap_sums_the_members_grad_cams(members):

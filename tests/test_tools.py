@@ -36,3 +36,42 @@ def test_mesh_landmarks_replace_the_five_points_where_found(crop_cache):
 def test_mesh_without_sidecars_says_how_to_make_them(crop_cache):
     with pytest.raises(SystemExit, match="mesh_landmarks.py"):
         load_crops([crop_cache], 32, None, None, 1, mesh=True)
+
+
+def test_source_eval_reads_each_models_crops_at_its_own_size(tmp_path):
+    """Models of different input sizes are scored on the same entries, each from crops read at its size."""
+    import json
+    import sys
+
+    import torch
+
+    from conftest import write_video_cache
+    from fak3zer0.data.cache import FaceCropCache
+    from fak3zer0.evaluate.metrics import log_loss
+    from fak3zer0.models import create_model
+    from fak3zer0.models.checkpoint import load_checkpoint, save_checkpoint
+    from fak3zer0.models.inputs import crops_to_tensor
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+    from source_eval import main
+
+    cache = write_video_cache(tmp_path / "videos", n_videos=8)
+    paths = []
+    for size in (48, 72):
+        torch.manual_seed(size)
+        paths.append(save_checkpoint(tmp_path / f"m{size}.pt", create_model("efficientnet_lite0", size=size).eval(),
+                                     temperature=1.5))
+    out = tmp_path / "eval.json"
+    assert main(["--model", str(paths[0]), "--model", str(paths[1]), "--cache", str(cache), "--split", "all",
+                 "--max-crops", "4", "--threads", "1", "--paired-against", str(paths[1]), "--out", str(out)]) == 0
+    report = json.loads(out.read_text())
+    rows = {r["model"]: r for r in report["rows"]}
+    assert rows[str(paths[0])]["n"] == rows[str(paths[1])]["n"] == 8 and len(report["paired"]) == 1
+    # the 48 px model's video scores are its own mean probabilities over crops read at 48 px
+    small, store = load_checkpoint(paths[0]), FaceCropCache(cache)
+    entries = list(store.filter())
+    with torch.inference_mode():
+        probs = [float(torch.sigmoid(small.model(crops_to_tensor(store.crops(e, 48, 4), small.input_spec)) / 1.5)
+                       .mean()) for e in entries]
+    labels = np.array([int(e["label"]) for e in entries])
+    assert rows[str(paths[0])]["log_loss"] == pytest.approx(log_loss(labels, np.array(probs)), abs=1e-4)

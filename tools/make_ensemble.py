@@ -23,12 +23,16 @@ import torch
 from fak3zer0.evaluate.metrics import fit_temperature, roc_auc
 from fak3zer0.models.checkpoint import save_checkpoint
 from fak3zer0.models.ensemble import ensemble_from_checkpoints
-from fak3zer0.train.recipe import load_crops, predict, recipe_split, split_metrics
+from fak3zer0.models.inputs import crops_to_tensor
+from fak3zer0.train.recipe import load_crops, recipe_split, split_metrics
 
 
-def member_logits(model, crops: np.ndarray) -> np.ndarray:
+def member_logits(model, crops: np.ndarray, bs: int = 128) -> np.ndarray:
     """Each member's raw logits, ``(members, crops)``: scored once, then combined for any weights."""
-    return np.stack([predict(m, crops) for m in model.members])
+    model.eval()
+    with torch.inference_mode():
+        return torch.cat([model.member_logits(crops_to_tensor(crops[i:i + bs], model.input_spec))
+                          for i in range(0, len(crops), bs)], dim=1).numpy()
 
 
 def combine(model, logits: np.ndarray) -> np.ndarray:
@@ -49,7 +53,7 @@ def choose_second_weight(model, logits: np.ndarray, labels: np.ndarray, within: 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("members", type=Path, nargs="+", help="member checkpoints (frame models, same input)")
+    ap.add_argument("members", type=Path, nargs="+", help="member checkpoints (frame models, same normalisation; crop sizes may differ)")
     ap.add_argument("--cache", type=Path, action="append", required=True, help="cache folder (repeatable)")
     ap.add_argument("--include-source", default=None, help="regex: only entries whose source matches")
     ap.add_argument("--exclude-source", default=None, help="regex: drop entries whose source matches")

@@ -33,8 +33,10 @@ def _gradcam(model: torch.nn.Module, x: torch.Tensor, layers: torch.nn.Module | 
     cams = []
     for act in store.values():
         weights = act.grad.mean(dim=(2, 3), keepdim=True)
-        cams.append(torch.relu((weights * act).sum(dim=1))[0].detach())
-    return torch.stack(cams).sum(0).numpy()
+        cams.append(torch.relu((weights * act).sum(dim=1))[:1].detach())
+    side = max(cam.shape[-1] for cam in cams)  # members at different crop sizes: maps on one grid
+    return sum(torch.nn.functional.interpolate(cam[None], size=(side, side), mode="bilinear")[0, 0]
+               if cam.shape[-1] != side else cam[0] for cam in cams).numpy()
 
 
 def _saliency(model: torch.nn.Module, x: torch.Tensor) -> np.ndarray:

@@ -2,7 +2,9 @@
 
 The ensemble's logit is a weighted mean of its members' logits (equal weights by default), each
 optionally divided by a fixed per-member temperature (1 by default; see
-:func:`ensemble_from_checkpoints`). The checkpoint's config lists the members (registry name,
+:func:`ensemble_from_checkpoints`). Members may take different crop sizes: the ensemble takes the
+largest, and a member that takes a smaller one sees the crop shrunk inside the graph by a fixed
+area-resampling matrix (what OpenCV's ``INTER_AREA`` computes), so one face crop feeds them all. The checkpoint's config lists the members (registry name,
 builder config, temperature, weight); their parameters live in the one state dict under
 ``members.<i>.``::
 
@@ -10,6 +12,7 @@ builder config, temperature, weight); their parameters live in the one state dic
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +31,22 @@ DEFAULT_MEMBERS: tuple[dict[str, Any], ...] = (
 )
 
 
+def area_resize_matrix(src: int, dst: int) -> torch.Tensor:
+    """``(dst, src)`` matrix ``R`` with ``R @ x @ R.T`` = ``x`` shrunk from ``src`` to ``dst`` pixels a side by
+    area averaging: output pixel i is the mean of input span ``[i * src / dst, (i + 1) * src / dst)``,
+    partly covered pixels weighted by their covered share (OpenCV's ``INTER_AREA`` when shrinking)."""
+    if not 0 < dst <= src:
+        raise ModelError(f"area resampling shrinks: cannot go from {src} to {dst} pixels")
+    scale = src / dst
+    edges = torch.arange(dst + 1, dtype=torch.float64) * scale
+    pixels = torch.arange(src, dtype=torch.float64)
+    covered = (torch.minimum(edges[1:, None], pixels[None] + 1) - torch.maximum(edges[:-1, None], pixels[None]))
+    return (covered.clamp(min=0) / scale).float()
+
+
 class LogitEnsemble(nn.Module):
-    """``forward(x) = sum_i w_i * member_i(x) / T_i`` over frame models that share one input spec.
+    """``forward(x) = sum_i w_i * member_i(shrink_i(x)) / T_i`` over frame models that share their
+    normalisation; ``shrink_i`` is the identity for members that take the ensemble's (largest) size.
 
     ``weights`` (non-negative, normalised to sum to 1; equal when omitted) and ``temperatures`` are
     fixed numbers, not parameters.
@@ -45,24 +62,39 @@ class LogitEnsemble(nn.Module):
         weights = [1.0] * len(members) if weights is None else [float(w) for w in weights]
         if len(weights) != len(members) or min(weights) < 0 or sum(weights) <= 0:
             raise ModelError(f"one non-negative weight per member is needed (not all zero), got {weights}")
-        specs = {m.input_spec for m in members}
+        specs = {replace(m.input_spec, size=0) for m in members}
         if len(specs) != 1:
-            raise ModelError(f"ensemble members must take the same input; they take {sorted(map(str, specs))}")
-        self.input_spec = members[0].input_spec
+            raise ModelError("ensemble members must take the same input (crop size aside); they take "
+                             f"{sorted(str(m.input_spec) for m in members)}")
+        self.input_spec = max((m.input_spec for m in members), key=lambda spec: spec.size)
         if self.input_spec.kind != "frame":
             raise ModelError("ensembles are of frame models only")
         self.members = nn.ModuleList(members)
+        self.member_sizes = [m.input_spec.size for m in members]
+        for size in sorted(set(self.member_sizes) - {self.input_spec.size}):
+            self.register_buffer(f"shrink_{size}", area_resize_matrix(self.input_spec.size, size), persistent=False)
         self.weights = [w / sum(weights) for w in weights]
         self.temperatures = [float(t) for t in temperatures]
         factors = [w / t for w, t in zip(self.weights, temperatures)]
         self.register_buffer("factors", torch.tensor(factors), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.combine(torch.stack([m(x) for m in self.members]))
+        return self.combine(self.member_logits(x))
+
+    def member_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Each member's raw logits on the ensemble's input, ``(members, N)``."""
+        return torch.stack([m(self.member_input(x, i)) for i, m in enumerate(self.members)])
+
+    def member_input(self, x: torch.Tensor, i: int) -> torch.Tensor:
+        """The ensemble's ``(N, 3, S, S)`` input as member ``i`` takes it (shrunk to its size if smaller)."""
+        if self.member_sizes[i] == x.shape[-1]:
+            return x
+        shrink = getattr(self, f"shrink_{self.member_sizes[i]}")
+        return shrink @ x @ shrink.T
 
     def combine(self, member_logits: torch.Tensor) -> torch.Tensor:
-        """The ensemble's logits from its members' ``(members, N)`` logits: ``sum_i w_i / T_i * logit_i``
-        (lets a tool score the members once and combine them under several weightings)."""
+        """The ensemble's logits from its members' ``(members, N)`` logits (:meth:`member_logits`):
+        ``sum_i w_i / T_i * logit_i`` (lets a tool score the members once and try several weightings)."""
         return (member_logits * self.factors[:, None]).sum(0)
 
     def cam_layer(self) -> list[nn.Module] | None:
