@@ -62,12 +62,13 @@ def load_crops(caches: list[Path], size: int, include: str | None, exclude: str 
                     raise SystemExit(f"{side} is missing: run python tools/mesh_landmarks.py {cache} first")
                 found = np.load(side)["landmarks"]
                 points = [f if np.isfinite(f).all() else p for f, p in zip(found, points)]
-            n = len(z["crops"])
-            take = np.unique(np.linspace(0, n - 1, min(n, max_crops)).round().astype(int))
+            every = z["crops"]  # read once: each z["crops"] reads the whole array again
+            take = np.unique(np.linspace(0, len(every) - 1, min(len(every), max_crops)).round().astype(int))
             for k in take:
-                c = z["crops"][k]
+                c = every[k]
                 scale = size / c.shape[0]
-                crops.append(cv2.resize(c, (size, size), interpolation=cv2.INTER_AREA) if c.shape[0] != size else c)
+                # a copy, not a view: a view would keep the entry's whole array alive
+                crops.append(cv2.resize(c, (size, size), interpolation=cv2.INTER_AREA) if c.shape[0] != size else c.copy())
                 marks.append(np.asarray(points[k], np.float32) * scale)
                 labels.append(e["label"])
                 groups.append(e["group"])
