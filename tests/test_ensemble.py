@@ -176,3 +176,18 @@ def test_second_weight_is_chosen_on_validation_within_the_allowance(members, cro
     w = choice["weight"]
     assert aucs[w] >= aucs[0.0] - 0.02 and all(a < aucs[0.0] - 0.02 for v, a in aucs.items() if v > w)
     assert [m["weight"] for m in loaded.config["members"]] == pytest.approx([1 - w, w])
+
+
+def test_int8_twin_keeps_the_resampling_in_float(mixed_sizes, tmp_path):
+    pytest.importorskip("onnxruntime", reason="onnxruntime is not installed")
+    onnx = pytest.importorskip("onnx", reason="exporting needs the onnx package")
+    from fak3zer0.models.ort import OrtFrameModel, export_onnx, quantize_int8
+
+    ens = ensemble_from_checkpoints(mixed_sizes).eval()
+    fp32 = export_onnx(ens, tmp_path / "mixed.onnx", version="test")
+    x = torch.randn(16, 3, 96, 96, generator=torch.Generator().manual_seed(6)).numpy()
+    int8, report = quantize_int8(fp32, x)
+    ops = [n.op_type for n in onnx.load(str(int8)).graph.node]
+    assert ops.count("MatMul") == 2 and "QLinearConv" in ops  # shrink (two products) in float, members in 8 bits
+    assert report["crops"] == 16 and report["max_abs_diff"] < 0.5
+    assert OrtFrameModel(int8).logits(x).shape == (16,)

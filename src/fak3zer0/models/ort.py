@@ -84,14 +84,24 @@ def _stamp(path: Path, version: str) -> None:
     onnx.save(proto, str(path))
 
 
+def resampling_nodes(graph: str | Path) -> list[str]:
+    """Names of the matrix products an ensemble adds outside its members (``LogitEnsemble.member_input``)."""
+    import onnx
+
+    return [n.name for n in onnx.load(str(graph)).graph.node
+            if n.op_type == "MatMul" and not n.name.startswith("/members.")]
+
+
 def quantize_int8(fp32_twin: str | Path, crops: np.ndarray, *, out: str | Path | None = None,
                   batch: int = 8) -> tuple[Path, dict]:
     """Write the 8-bit twin of an exported float32 twin; returns its path and how far it moved.
 
     ``crops`` are model inputs (N, 3, H, W) float32 — real face crops, a few hundred — from which
     ONNX Runtime measures the activation ranges (static quantisation: per-channel int8 weights,
-    uint8 activations, integer operators). No labels are used. The report compares the two twins
-    on those crops: mean / max absolute difference of sigmoid(logit).
+    uint8 activations, integer operators). No labels are used. An ensemble's own matrix products
+    (the area resampling that feeds a smaller member, outside every member) stay float: in 8 bits they
+    moved a 224/160 px ensemble's probabilities 0.040 on average instead of 0.033 (400 DFDC crops).
+    The report compares the two twins on those crops: mean / max absolute difference of sigmoid(logit).
     """
     import tempfile
 
@@ -121,7 +131,8 @@ def quantize_int8(fp32_twin: str | Path, crops: np.ndarray, *, out: str | Path |
             quant_pre_process(str(fp32_twin), str(pre))
             staged = Path(tmp) / "int8.onnx"
             quantize_static(str(pre), str(staged), Reader(), quant_format=QuantFormat.QOperator, per_channel=True,
-                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                            nodes_to_exclude=resampling_nodes(pre))
         finally:
             root.setLevel(level)
         _stamp(staged, src.version or "")
