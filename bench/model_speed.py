@@ -6,7 +6,9 @@ Why it exists: on a small CPU the batch size and the activation layout change th
 crop several-fold (big batches fall out of the cache; depthwise convolutions prefer
 channels-last). The detector's defaults (``defaults.CPU_BATCH_SIZE``, channels-last for frame
 models) were chosen from this table. Each cell is the best of three timings of ``--repeat``
-calls, all measured in one run. Writes bench/results/model_speed.json.
+calls, all measured in one run. Where the checkpoint has ONNX twins (``fak3zer0 export``) and ONNX
+Runtime is installed, the float32 and 8-bit twins are timed on the same inputs (what ``detect`` uses
+on a CPU). Writes bench/results/model_speed.json.
 """
 from __future__ import annotations
 
@@ -34,6 +36,19 @@ def ms_per_crop(model, x, repeat: int) -> float:
     return best
 
 
+def twin_ms_per_crop(twin, x, repeat: int) -> float:
+    """Like :func:`ms_per_crop` for an ONNX twin (``OrtFrameModel``)."""
+    x = x.numpy()
+    twin.logits(x)
+    best = float("inf")
+    for _ in range(3):
+        t0 = time.perf_counter()
+        for _ in range(repeat):
+            twin.logits(x)
+        best = min(best, (time.perf_counter() - t0) / repeat / len(x) * 1000)
+    return best
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="fak3zer0-default")
@@ -47,9 +62,15 @@ def main(argv: list[str] | None = None) -> int:
 
     from fak3zer0.models.hub import resolve_model
 
+    from fak3zer0.models.ort import load_twin
+
     torch.set_num_threads(args.threads)
-    model = resolve_model(args.model).model.float().eval()
+    loaded = resolve_model(args.model)
+    model = loaded.model.float().eval()
     spec = model.input_spec
+    twins = {name: load_twin(loaded.path, loaded.version, args.threads, int8=name == "onnx_int8_ms")
+             for name in ("onnx_fp32_ms", "onnx_int8_ms")}
+    twins = {name: twin for name, twin in twins.items() if twin is not None}
     if spec.kind != "frame":
         raise SystemExit(f"{args.model} takes {spec.kind} inputs; this bench times single-frame models")
     last = copy.deepcopy(model).to(memory_format=torch.channels_last)
@@ -58,12 +79,14 @@ def main(argv: list[str] | None = None) -> int:
         x = torch.randn(bs, 3, spec.size, spec.size)
         rows.append({"batch": bs, "nchw_ms": round(ms_per_crop(model, x, args.repeat), 2),
                      "channels_last_ms": round(ms_per_crop(last, x.contiguous(memory_format=torch.channels_last),
-                                                           args.repeat), 2)})
+                                                           args.repeat), 2),
+                     **{name: round(twin_ms_per_crop(twin, x, args.repeat), 2) for name, twin in twins.items()}})
     print(f"{args.model}: {spec.size} px crops, {args.threads} thread(s), ms per crop (lower is better)")
-    print(f"{'batch':>6} {'NCHW':>8} {'channels-last':>14} {'speed-up':>9}")
+    print(f"{'batch':>6} {'NCHW':>8} {'channels-last':>14} {'speed-up':>9}"
+          + "".join(f" {name[:-3].replace('_', ' '):>10}" for name in twins))
     for r in rows:
         print(f"{r['batch']:>6} {r['nchw_ms']:>8.2f} {r['channels_last_ms']:>14.2f} "
-              f"{r['nchw_ms'] / r['channels_last_ms']:>8.2f}x")
+              f"{r['nchw_ms'] / r['channels_last_ms']:>8.2f}x" + "".join(f" {r[name]:>10.2f}" for name in twins))
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"model": args.model, "size": spec.size, "threads": args.threads,

@@ -50,10 +50,15 @@ def test_the_recipe_file_matches_how_the_shipped_ensemble_was_joined():
 
     if DEFAULT_MODEL not in shipped_models():
         pytest.skip("default model not shipped")
-    recorded = read_checkpoint(shipped_models()[DEFAULT_MODEL])["meta"]["args"]
-    ens = rd.load_recipe(rd.DEFAULT_RECIPE)["ensemble"]["args"]
+    shipped = read_checkpoint(shipped_models()[DEFAULT_MODEL])
+    recorded = shipped["meta"]["args"]
+    recipe = rd.load_recipe(rd.DEFAULT_RECIPE)
+    ens = recipe["ensemble"]["args"]
     assert {k: str(v) for k, v in ens.items() if k != "threads"} == \
         {k: recorded[k] for k in ens if k != "threads"}
+    # each member's input size is the one its recipe stage trains at
+    sizes = [m["config"]["size"] for m in shipped["config"]["members"]]
+    assert sizes == [recipe["stages"][m]["args"]["size"] for m in recipe["ensemble"]["members"]]
 
 
 def test_a_bad_recipe_is_refused(tmp_path):

@@ -24,10 +24,10 @@ from fak3zer0.models.registry import InputSpec, create_model, register_model
 
 
 #: What ``create_model("ensemble")`` builds without members: the shape of the shipped default
-#: (two EfficientNet-Lite0 at 160 px), so ``fak3zer0 models`` can describe its size and cost.
+#: (EfficientNet-Lite0 at 160 px and at 224 px), so ``fak3zer0 models`` can describe its size and cost.
 DEFAULT_MEMBERS: tuple[dict[str, Any], ...] = (
     {"model": "efficientnet_lite0", "config": {"size": 160}},
-    {"model": "efficientnet_lite0", "config": {"size": 160}},
+    {"model": "efficientnet_lite0", "config": {"size": 224}},
 )
 
 
