@@ -14,6 +14,10 @@ DFDC val AUC stays within 0.02 of the mixed member's alone, temperature refit on
 the DFDC test crops, paired against the 160 px ensemble (the shipped recipe). The decision rule,
 written down before anything was scored, is read from ``--rule`` and applied by :func:`decide`.
 Writes bench/results/ensemble_sizes_loso.json (or --out).
+
+``--left-out dfdc`` runs the other direction, reported only: members trained on the talking-face
+clips alone (``synthesis_loso.py`` variants ``tf+sbi-face+lower`` and ``tf-real-only+sbi-face+lower``
+[``@224``]), joined on that training's own validation split, scored on every DFDC face crop.
 """
 from __future__ import annotations
 
@@ -32,12 +36,19 @@ def run(cmd: list[str], log: Path) -> None:
         subprocess.run(cmd, check=True, stdout=out, stderr=subprocess.STDOUT)
 
 
-def join(mixed: Path, sbi: Path, images: Path, videos: Path, out: Path, threads: int) -> Path:
-    """The shipped recipe's ensemble of ``mixed`` and ``sbi`` on the DFDC-only val split (reused if present)."""
+#: make_ensemble.py's data flags per left-out source: the caches' entries and split the members trained on
+#: (bench/synthesis_loso.py's _DFDC_ONLY and _TF_ONLY)
+TRAINED_ON = {"talking-face": ["--include-source", "^DFDC", "--max-crops", "32"],
+              "dfdc": ["--exclude-source", "^DFDC", "--max-crops", "16", "--val", "0.2", "--test", "0"]}
+
+
+def join(mixed: Path, sbi: Path, images: Path, videos: Path, out: Path, threads: int,
+         left_out: str = "talking-face") -> Path:
+    """The shipped recipe's ensemble of ``mixed`` and ``sbi`` on their training's val split (reused if present)."""
     if not out.is_file():
         out.parent.mkdir(parents=True, exist_ok=True)
         run([sys.executable, str(ROOT / "tools/make_ensemble.py"), str(mixed), str(sbi), "--cache", str(images),
-             "--cache", str(videos), "--include-source", "^DFDC", "--max-crops", "32", "--keep-first-within", "0.02",
+             "--cache", str(videos), *TRAINED_ON[left_out], "--keep-first-within", "0.02",
              "--threads", str(threads), "--out", str(out)], out.with_suffix(".log"))
     return out
 
@@ -74,15 +85,23 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--images", type=Path, required=True, help="dev image cache (tools/prep_dev_images.py)")
     ap.add_argument("--videos", type=Path, required=True, help="dev video cache (fak3zer0 preprocess)")
-    ap.add_argument("--mixed", type=Path, required=True, help="the DFDC-only mixed member (v2's recipe)")
+    ap.add_argument("--mixed", type=Path, required=True,
+                    help="the mixed member (v2's recipe) trained without the left-out source")
     ap.add_argument("--pair", nargs=3, action="append", required=True, metavar=("SEED", "SBI160", "SBI224"),
                     help="one seed's SBI-only members at 160 and 224 px (repeatable)")
-    ap.add_argument("--rule", type=Path, required=True, help="the decision rule as written before scoring")
+    ap.add_argument("--rule", type=Path, default=None,
+                    help="the decision rule as written before scoring (talking-face left out)")
+    ap.add_argument("--left-out", choices=sorted(TRAINED_ON), default="talking-face",
+                    help="the source the members never saw (dfdc: reported only, no decision)")
     ap.add_argument("--work", type=Path, default=ROOT / "runs/ensemble_sizes")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", type=Path, default=ROOT / "bench/results/ensemble_sizes_loso.json")
     args = ap.parse_args(argv)
     args.work.mkdir(parents=True, exist_ok=True)
+    if args.left_out == "dfdc":
+        return dfdc_left_out(args, argv)
+    if args.rule is None:
+        ap.error("--rule is needed with talking-face left out (the decision is taken there)")
     seeds = []
     for seed, sbi160, sbi224 in args.pair:
         ens = {size: join(args.mixed, Path(sbi), args.images, args.videos,
@@ -117,6 +136,34 @@ def main(argv: list[str] | None = None) -> int:
               f"{g['ci95'][1]:+.3f}] {s['tf_real_flagged'][0]:>6.2f}/{s['tf_real_flagged'][1]:<6.2f} "
               f"{s['dfdc_test_auc'][0]:>6.3f}/{s['dfdc_test_auc'][1]:<6.3f}")
     print("\n".join(reasons) + f"\ndecision: {report['decision']}\nwrote {args.out}")
+    return 0
+
+
+def dfdc_left_out(args, argv) -> int:
+    """Members trained on talking-face clips only: both ensembles scored on every DFDC face crop."""
+    seeds = []
+    for seed, sbi160, sbi224 in args.pair:
+        ens = {size: join(args.mixed, Path(sbi), args.images, args.videos,
+                          args.work / f"seed{seed}" / f"ens{size}" / "model.pt", args.threads, "dfdc")
+               for size, sbi in ((160, sbi160), (224, sbi224))}
+        crops = evaluate([ens[160], ens[224], args.mixed, Path(sbi160), Path(sbi224)], args.images, "all", ens[160],
+                         args.work / f"seed{seed}" / "dfdc_all.json", args.threads)
+        seeds.append({"seed": int(seed), "members": {"mixed": str(args.mixed), "sbi160": sbi160, "sbi224": sbi224},
+                      "second_weight": {"160": second_weight(ens[160]), "224": second_weight(ens[224])},
+                      "dfdc_auc": [pick(crops, ens[s], "DFDC")["auc"] for s in (160, 224)],
+                      "dfdc_real_flagged": [pick(crops, ens[s], "DFDC")["real_flagged"] for s in (160, 224)],
+                      "dfdc_gain": pick(crops, ens[224], "DFDC", "paired"), "dfdc_rows": crops["rows"]})
+    report = {"what": "DFDC left out: " + __doc__.split("\n")[0], "decision": "reported only",
+              "command": "python bench/ensemble_sizes_loso.py " + " ".join(argv or sys.argv[1:]), "seeds": seeds}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=1) + "\n")
+    print(f"\n{'seed':>4} {'weight 160/224':>15} {'DFDC AUC 160/224':>17} {'gain [95 %]':>24} {'reals flagged':>14}")
+    for s in seeds:
+        g = s["dfdc_gain"]
+        print(f"{s['seed']:>4} {s['second_weight']['160']:>7.2f}/{s['second_weight']['224']:<7.2f} "
+              f"{s['dfdc_auc'][0]:>8.3f}/{s['dfdc_auc'][1]:<8.3f} {g['difference']:+.3f} [{g['ci95'][0]:+.3f}, "
+              f"{g['ci95'][1]:+.3f}] {s['dfdc_real_flagged'][0]:>6.2f}/{s['dfdc_real_flagged'][1]:<6.2f}")
+    print(f"wrote {args.out}")
     return 0
 
 

@@ -75,3 +75,21 @@ def test_source_eval_reads_each_models_crops_at_its_own_size(tmp_path):
                        .mean()) for e in entries]
     labels = np.array([int(e["label"]) for e in entries])
     assert rows[str(paths[0])]["log_loss"] == pytest.approx(log_loss(labels, np.array(probs)), abs=1e-4)
+
+
+def test_ensemble_size_rule_needs_every_check_in_every_seed():
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+    from ensemble_sizes_loso import decide
+
+    def seed(n, gain, flagged, dfdc):
+        return {"seed": n, "tf_gain": {"difference": gain}, "tf_real_flagged": flagged, "dfdc_test_auc": dfdc}
+
+    ok = seed(0, 0.039, [0.65, 0.65], [0.871, 0.865])
+    assert decide([ok, seed(1, 0.027, [0.60, 0.64], [0.868, 0.866])])[0]
+    for bad in (seed(1, 0.019, [0.60, 0.60], [0.87, 0.87]),   # (1) gain below +0.02
+                seed(1, 0.05, [0.60, 0.66], [0.87, 0.87]),    # (2) six points more reals flagged
+                seed(1, 0.05, [0.60, 0.60], [0.87, 0.859])):  # (3) DFDC test AUC down 0.011
+        ship, reasons = decide([ok, bad])
+        assert not ship and sum(r.endswith("fails") for r in reasons) == 1
