@@ -53,6 +53,13 @@ def join(mixed: Path, sbi: Path, images: Path, videos: Path, out: Path, threads:
     return out
 
 
+def ensembles(args, seed: str, sbi160: str, sbi224: str) -> dict[int, Path]:
+    """One seed's two ensembles, by the size of their SBI-only member."""
+    return {size: join(args.mixed, Path(sbi), args.images, args.videos,
+                       args.work / f"seed{seed}" / f"ens{size}" / "model.pt", args.threads, args.left_out)
+            for size, sbi in ((160, sbi160), (224, sbi224))}
+
+
 def evaluate(models: list[Path], cache: Path, split: str, against: Path, out: Path, threads: int) -> dict:
     cmd = [sys.executable, str(ROOT / "bench/source_eval.py"), "--cache", str(cache), "--split", split,
            "--paired-against", str(against), "--threads", str(threads), "--out", str(out)]
@@ -104,9 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--rule is needed with talking-face left out (the decision is taken there)")
     seeds = []
     for seed, sbi160, sbi224 in args.pair:
-        ens = {size: join(args.mixed, Path(sbi), args.images, args.videos,
-                          args.work / f"seed{seed}" / f"ens{size}" / "model.pt", args.threads)
-               for size, sbi in ((160, sbi160), (224, sbi224))}
+        ens = ensembles(args, seed, sbi160, sbi224)
         tf = evaluate([ens[160], ens[224], args.mixed, Path(sbi160), Path(sbi224)], args.videos, "all", ens[160],
                       args.work / f"seed{seed}" / "talking_face.json", args.threads)
         dfdc = evaluate([ens[160], ens[224], args.mixed], args.images, "test", ens[160],
@@ -143,9 +148,7 @@ def dfdc_left_out(args, argv) -> int:
     """Members trained on talking-face clips only: both ensembles scored on every DFDC face crop."""
     seeds = []
     for seed, sbi160, sbi224 in args.pair:
-        ens = {size: join(args.mixed, Path(sbi), args.images, args.videos,
-                          args.work / f"seed{seed}" / f"ens{size}" / "model.pt", args.threads, "dfdc")
-               for size, sbi in ((160, sbi160), (224, sbi224))}
+        ens = ensembles(args, seed, sbi160, sbi224)
         crops = evaluate([ens[160], ens[224], args.mixed, Path(sbi160), Path(sbi224)], args.images, "all", ens[160],
                          args.work / f"seed{seed}" / "dfdc_all.json", args.threads)
         seeds.append({"seed": int(seed), "members": {"mixed": str(args.mixed), "sbi160": sbi160, "sbi224": sbi224},

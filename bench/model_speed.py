@@ -22,29 +22,14 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 
 
-def ms_per_crop(model, x, repeat: int) -> float:
-    import torch
-
-    with torch.inference_mode():
-        model(x)
-        best = float("inf")
-        for _ in range(3):
-            t0 = time.perf_counter()
-            for _ in range(repeat):
-                model(x)
-            best = min(best, (time.perf_counter() - t0) / repeat / len(x) * 1000)
-    return best
-
-
-def twin_ms_per_crop(twin, x, repeat: int) -> float:
-    """Like :func:`ms_per_crop` for an ONNX twin (``OrtFrameModel``)."""
-    x = x.numpy()
-    twin.logits(x)
+def ms_per_crop(run, x, repeat: int) -> float:
+    """Best of three timings of ``repeat`` calls ``run(x)``, in milliseconds per crop."""
+    run(x)
     best = float("inf")
     for _ in range(3):
         t0 = time.perf_counter()
         for _ in range(repeat):
-            twin.logits(x)
+            run(x)
         best = min(best, (time.perf_counter() - t0) / repeat / len(x) * 1000)
     return best
 
@@ -61,26 +46,27 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from fak3zer0.models.hub import resolve_model
-
     from fak3zer0.models.ort import load_twin
 
     torch.set_num_threads(args.threads)
     loaded = resolve_model(args.model)
     model = loaded.model.float().eval()
     spec = model.input_spec
+    if spec.kind != "frame":
+        raise SystemExit(f"{args.model} takes {spec.kind} inputs; this bench times single-frame models")
     twins = {name: load_twin(loaded.path, loaded.version, args.threads, int8=name == "onnx_int8_ms")
              for name in ("onnx_fp32_ms", "onnx_int8_ms")}
     twins = {name: twin for name, twin in twins.items() if twin is not None}
-    if spec.kind != "frame":
-        raise SystemExit(f"{args.model} takes {spec.kind} inputs; this bench times single-frame models")
     last = copy.deepcopy(model).to(memory_format=torch.channels_last)
     rows = []
     for bs in [int(b) for b in args.batches.split(",")]:
         x = torch.randn(bs, 3, spec.size, spec.size)
-        rows.append({"batch": bs, "nchw_ms": round(ms_per_crop(model, x, args.repeat), 2),
-                     "channels_last_ms": round(ms_per_crop(last, x.contiguous(memory_format=torch.channels_last),
-                                                           args.repeat), 2),
-                     **{name: round(twin_ms_per_crop(twin, x, args.repeat), 2) for name, twin in twins.items()}})
+        with torch.inference_mode():
+            rows.append({"batch": bs, "nchw_ms": round(ms_per_crop(model, x, args.repeat), 2),
+                         "channels_last_ms": round(ms_per_crop(last, x.contiguous(memory_format=torch.channels_last),
+                                                               args.repeat), 2),
+                         **{name: round(ms_per_crop(twin.logits, x.numpy(), args.repeat), 2)
+                            for name, twin in twins.items()}})
     print(f"{args.model}: {spec.size} px crops, {args.threads} thread(s), ms per crop (lower is better)")
     print(f"{'batch':>6} {'NCHW':>8} {'channels-last':>14} {'speed-up':>9}"
           + "".join(f" {name[:-3].replace('_', ' '):>10}" for name in twins))

@@ -23,16 +23,12 @@ import torch
 from fak3zer0.evaluate.metrics import fit_temperature, roc_auc
 from fak3zer0.models.checkpoint import save_checkpoint
 from fak3zer0.models.ensemble import ensemble_from_checkpoints
-from fak3zer0.models.inputs import crops_to_tensor
-from fak3zer0.train.recipe import load_crops, recipe_split, split_metrics
+from fak3zer0.train.recipe import load_crops, predict, recipe_split, split_metrics
 
 
-def member_logits(model, crops: np.ndarray, bs: int = 128) -> np.ndarray:
+def member_logits(model, crops: np.ndarray) -> np.ndarray:
     """Each member's raw logits, ``(members, crops)``: scored once, then combined for any weights."""
-    model.eval()
-    with torch.inference_mode():
-        return torch.cat([model.member_logits(crops_to_tensor(crops[i:i + bs], model.input_spec))
-                          for i in range(0, len(crops), bs)], dim=1).numpy()
+    return predict(model, crops, forward=model.member_logits)
 
 
 def combine(model, logits: np.ndarray) -> np.ndarray:

@@ -96,10 +96,13 @@ def augment(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 @torch.no_grad()
-def predict(model, crops: np.ndarray, bs: int = 128) -> np.ndarray:
+def predict(model, crops: np.ndarray, bs: int = 128, forward=None) -> np.ndarray:
+    """Logits of ``crops`` in batches of ``bs``: ``forward`` (default: ``model`` itself) maps a batch
+    to logits ``(..., batch)``; the batches are joined along the last axis."""
     model.eval()
-    out = [model(crops_to_tensor(crops[i:i + bs], model.input_spec)) for i in range(0, len(crops), bs)]
-    return torch.cat(out).numpy()
+    forward = forward or model
+    out = [forward(crops_to_tensor(crops[i:i + bs], model.input_spec)) for i in range(0, len(crops), bs)]
+    return torch.cat(out, dim=-1).numpy()
 
 
 def split_metrics(labels: np.ndarray, logits: np.ndarray, temperature: float, name: str) -> dict[str, float]:
