@@ -36,10 +36,20 @@ def run(cmd: list[str], log: Path) -> None:
         subprocess.run(cmd, check=True, stdout=out, stderr=subprocess.STDOUT)
 
 
-#: make_ensemble.py's data flags per left-out source: the caches' entries and split the members trained on
-#: (bench/synthesis_loso.py's _DFDC_ONLY and _TF_ONLY)
-TRAINED_ON = {"talking-face": ["--include-source", "^DFDC", "--max-crops", "32"],
-              "dfdc": ["--exclude-source", "^DFDC", "--max-crops", "16", "--val", "0.2", "--test", "0"]}
+#: per left-out source, the caches' entries and split the members trained on (bench/synthesis_loso.py's
+#: _DFDC_ONLY and _TF_ONLY): source regexes, crops per video, val and test shares
+TRAINING_SOURCE = {"talking-face": {"include": "^DFDC", "exclude": None, "max_crops": 32, "val": 0.1, "test": 0.1},
+                   "dfdc": {"include": None, "exclude": "^DFDC", "max_crops": 16, "val": 0.2, "test": 0.0}}
+
+
+def make_ensemble_flags(source: dict) -> list[str]:
+    """tools/make_ensemble.py's data flags for one of TRAINING_SOURCE's entries."""
+    flags = [*(["--include-source", source["include"]] if source["include"] else []),
+             *(["--exclude-source", source["exclude"]] if source["exclude"] else [])]
+    return flags + ["--max-crops", str(source["max_crops"]), "--val", str(source["val"]), "--test", str(source["test"])]
+
+
+TRAINED_ON = {name: make_ensemble_flags(source) for name, source in TRAINING_SOURCE.items()}
 
 
 def join(mixed: Path, sbi: Path, images: Path, videos: Path, out: Path, threads: int,

@@ -93,3 +93,57 @@ def test_ensemble_size_rule_needs_every_check_in_every_seed():
                 seed(1, 0.05, [0.60, 0.60], [0.87, 0.859])):  # (3) DFDC test AUC down 0.011
         ship, reasons = decide([ok, bad])
         assert not ship and sum(r.endswith("fails") for r in reasons) == 1
+
+
+def _weight_cv():
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+    import ensemble_weight_cv
+
+    return ensemble_weight_cv
+
+
+def test_weight_sweep_scores_left_out_inputs_as_source_eval_does():
+    """w = 0 is the mixed member alone, w = 1 the SBI member alone; an input's score is its crops' mean probability."""
+    from fak3zer0.evaluate.metrics import fit_temperature, roc_auc, sigmoid
+
+    cv = _weight_cv()
+    rng = np.random.default_rng(0)
+    y_val = np.repeat([0, 1], 20)
+    counts, y = np.array([1, 3, 2, 4, 2, 3]), np.array([0, 0, 0, 1, 1, 1])
+    crop_y = np.repeat(y, counts)
+    scores = {"val_logits": np.stack([y_val * 2 + rng.normal(size=40), rng.normal(size=40)]), "val_labels": y_val,
+              "held_logits": np.stack([rng.normal(size=15), crop_y * 3 + rng.normal(size=15)]),
+              "held_counts": counts, "held_labels": y}
+    rows = {r["weight"]: r for r in cv.sweep(scores)}
+    assert set(rows) == set(cv.WEIGHTS) and len(rows) == 21
+    assert rows[0.0]["val_auc"] == pytest.approx(roc_auc(y_val, scores["val_logits"][0]))
+    t = fit_temperature(scores["val_logits"][1], y_val)  # refitted on the validation logits at w = 1
+    assert rows[1.0]["temperature"] == pytest.approx(t)
+    last = sigmoid(scores["held_logits"][1][-3:] / t).mean()  # the sixth input: the last three crops
+    assert rows[1.0]["p"][-1] == pytest.approx(last)
+    assert rows[1.0]["auc"] == pytest.approx(roc_auc(y, rows[1.0]["p"]))
+
+
+def test_weight_rule_picks_best_mean_left_out_auc_and_checks_it_nested():
+    cv = _weight_cv()
+
+    def rows(auc_at, val_drop=0.0, flagged=0.5):
+        return [{"weight": w, "val_auc": 0.9 - val_drop * w, "auc": auc_at(w), "real_flagged": flagged - 0.2 * w}
+                for w in cv.WEIGHTS]
+
+    # both directions rank their left-out source best near w = 0.6; validation AUC falls 0.1 per unit weight
+    peak = lambda w: 0.7 - (w - 0.6) ** 2  # noqa: E731
+    directions = {"talking-face": [rows(peak, 0.1), rows(peak, 0.1)], "dfdc": [rows(peak, 0.1)]}
+    shipped = {w: 0.85 - 0.04 * w for w in cv.WEIGHTS}
+    d = cv.decide(directions, shipped)
+    assert d["weight"] == 0.5  # 0.6 would drop validation AUC by 0.06 > 0.05: not admissible
+    assert d["nested"]["dfdc"]["v4_weights"] == [0.2] and d["nested"]["dfdc"]["weight_chosen_elsewhere"] == 0.5
+    assert d["ship"], d["reasons"]
+    # the shipped members losing more than 0.05 validation AUC at w* blocks it
+    assert not cv.decide(directions, {w: 0.85 - 0.2 * w for w in cv.WEIGHTS})["ship"]
+    # a direction whose left-out AUC falls with w pulls w* down and fails the nested check
+    directions["dfdc"] = [rows(lambda w: 0.7 - 0.3 * w, 0.1)]
+    d = cv.decide(directions, shipped)
+    assert d["nested"]["talking-face"]["weight_chosen_elsewhere"] == 0.0 and not d["ship"]

@@ -23,7 +23,8 @@ import torch
 from fak3zer0.evaluate.metrics import fit_temperature, roc_auc
 from fak3zer0.models.checkpoint import save_checkpoint
 from fak3zer0.models.ensemble import ensemble_from_checkpoints
-from fak3zer0.train.recipe import load_crops, predict, recipe_split, split_metrics
+from fak3zer0.train.recipe import (SECOND_WEIGHTS, largest_within, load_crops, predict, recipe_split, split_metrics,
+                                   weighted_logits)
 
 
 def member_logits(model, crops: np.ndarray) -> np.ndarray:
@@ -37,14 +38,13 @@ def combine(model, logits: np.ndarray) -> np.ndarray:
 
 
 def choose_second_weight(model, logits: np.ndarray, labels: np.ndarray, within: float,
-                         grid: tuple[float, ...] = tuple(np.round(np.arange(0, 0.51, 0.05), 2))) -> dict:
+                         grid: tuple[float, ...] = SECOND_WEIGHTS) -> dict:
     """The largest second-member weight on ``grid`` whose AUC on these (validation) crops' member logits is
     within ``within`` of the first member's alone, with the AUC of every weight tried."""
     first, second = (lg / t for lg, t in zip(logits, model.temperatures))
-    aucs = {float(w): roc_auc(labels, (1 - w) * first + w * second) for w in grid}
-    keep = [w for w, auc in aucs.items() if auc >= aucs[0.0] - within]
+    aucs = {float(w): roc_auc(labels, weighted_logits(first, second, w)) for w in grid}
     print("second member's weight -> val AUC: " + ", ".join(f"{w:.2f}: {a:.4f}" for w, a in aucs.items()))
-    return {"weight": max(keep), "within": within, "val_auc_by_weight": aucs}
+    return {"weight": largest_within(aucs, within), "within": within, "val_auc_by_weight": aucs}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -71,8 +71,9 @@ def plot_histograms(panels: dict[str, tuple[np.ndarray, np.ndarray]], path: str 
 
 
 def plot_curves(x: Sequence[float], series: dict[str, Sequence[float | None]], path: str | Path,
-                ylabel: str, title: str = "") -> Path:
-    """Training curves; ``None`` values are left out."""
+                ylabel: str, title: str = "", xlabel: str = "epoch") -> Path:
+    """Training curves (or any series over ``x``; whole-number ticks when ``xlabel`` is "epoch");
+    ``None`` values are left out."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(5.5, 3.6))
     for name, ys in series.items():
@@ -81,8 +82,9 @@ def plot_curves(x: Sequence[float], series: dict[str, Sequence[float | None]], p
             ax.plot([a for a, _ in pts], [b for _, b in pts], marker="o", ms=3, label=name)
     from matplotlib.ticker import MaxNLocator
 
-    ax.set(xlabel="epoch", ylabel=ylabel, title=title)
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
+    if xlabel == "epoch":
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     return _save(fig, path)

@@ -105,6 +105,20 @@ def predict(model, crops: np.ndarray, bs: int = 128, forward=None) -> np.ndarray
     return torch.cat(out, dim=-1).numpy()
 
 
+#: the second member's weights a two-member ensemble is tried at (``tools/make_ensemble.py --keep-first-within``)
+SECOND_WEIGHTS = tuple(float(w) for w in np.round(np.arange(0, 0.51, 0.05), 2))
+
+
+def weighted_logits(first: np.ndarray, second: np.ndarray, w: float) -> np.ndarray:
+    """A two-member ensemble's logit with weight ``w`` on the second member (the shipped ensembles' sum)."""
+    return (1 - w) * first + w * second
+
+
+def largest_within(aucs: dict[float, float], within: float) -> float:
+    """The largest weight whose AUC is at most ``within`` below the first member's alone (``aucs[0.0]``)."""
+    return max(w for w, auc in aucs.items() if auc >= aucs[0.0] - within)
+
+
 def split_metrics(labels: np.ndarray, logits: np.ndarray, temperature: float, name: str) -> dict[str, float]:
     """``{name}_auc``, ``{name}_log_loss`` and ``{name}_accuracy`` (at 0.5) of temperature-scaled logits."""
     p = sigmoid(logits / temperature)
