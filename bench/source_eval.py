@@ -72,7 +72,7 @@ def score(model_name: str, caches: list[Path], size: int | None, max_crops: int,
 def label(model: str) -> str:
     """Short display name: a run's folder for ``.../RUN/model.pt``, else the file or registry name."""
     path = Path(model)
-    return (path.parent.name if path.name == "model.pt" and path.parent.name else path.name)[:28]
+    return path.parent.name if path.name == "model.pt" and path.parent.name else path.name
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -107,7 +107,8 @@ def main(argv: list[str] | None = None) -> int:
     keys = sorted({(s, x[0], x[1]) for x in inputs for s in splits if s in ("all", x[2])},
                   key=lambda k: (splits.index(k[0]), k[1], k[2]))
     rows = []
-    print(f"{'model':<28} {'split':<5} {'set':<22} {'n':>5} {'fake':>5} {'AUC':>6} {'log loss':>8} {'acc':>6} "
+    width = max(28, *(len(label(n)) for n in args.model))
+    print(f"{'model':<{width}} {'split':<5} {'set':<22} {'n':>5} {'fake':>5} {'AUC':>6} {'log loss':>8} {'acc':>6} "
           f"{'real>=.5':>8} {'fake>=.5':>8}")
     labels = np.array([x[3] for x in inputs])
     masks = {k: np.array([k[0] in ("all", x[2]) and (x[0], x[1]) == k[1:] for x in inputs]) for k in keys}
@@ -123,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
                  "real_flagged": round(float((p[m][y == 0] >= 0.5).mean()), 4),
                  "fake_flagged": round(float((p[m][y == 1] >= 0.5).mean()), 4)}
             rows.append(r)
-            print(f"{label(name):<28} {split:<5} {r['set']:<22} {r['n']:>5} {r['fake']:>5} {r['auc']:>6.3f} "
+            print(f"{label(name):<{width}} {split:<5} {r['set']:<22} {r['n']:>5} {r['fake']:>5} {r['auc']:>6.3f} "
                   f"{r['log_loss']:>8.3f} {r['accuracy']:>6.3f} {r['real_flagged']:>8.3f} {r['fake_flagged']:>8.3f}")
     paired = []
     if args.paired_against is not None:
@@ -136,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
                 d = paired_auc_difference(labels[m], scores[name][m], ref[m])
                 paired.append({"model": name, "against": args.paired_against, "split": split,
                                "set": f"{group} {kind}", **d})
-                print(f"{label(name):<28} {split:<5} {group + ' ' + kind:<22} {d['difference']:+.3f} "
+                print(f"{label(name):<{width}} {split:<5} {group + ' ' + kind:<22} {d['difference']:+.3f} "
                       f"[{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}]  share <= 0: {d['share_le_0']:.3f}")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
