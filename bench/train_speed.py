@@ -1,10 +1,11 @@
-"""Training step time of frame models on this CPU: contiguous (NCHW) vs channels-last memory layout.
+"""Training step time of frame models on this CPU: contiguous (NCHW) vs channels-last memory layout, and
+the whole batch at once vs in micro-batches (``tools/train_default.py --micro-batch``).
 
     python bench/train_speed.py [--model efficientnet_lite0:224 --model efficientnet_lite0:160] [--steps 6]
 
-One AdamW step (forward, backward, update) on a batch of random crops, the two layouts interleaved
-step by step in one sitting so the machine's drift hits both alike; the first step of each is a
-warm-up and not timed. Also times the self-blend synthesis and augmentation a batch of the
+One AdamW step (forward, backward, update) on a batch of random crops; the three ways are
+interleaved step by step in one sitting so the machine's drift hits them alike; the first step of
+each is a warm-up and not timed. Also times the self-blend synthesis and augmentation a batch of the
 SBI-only recipe needs (half the batch self-blended), so a reader can see where a training step's
 time goes. Prints a table and writes bench/results/train_speed.json (or --out).
 """
@@ -20,12 +21,13 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tools"))
 
 
-def step_timer(name: str, size: int, batch: int, channels_last: bool):
+def step_timer(name: str, size: int, batch: int, channels_last: bool, micro_batch: int | None):
     """A callable doing one training step; returns its seconds."""
     import torch
-    import torch.nn.functional as F
+    from train_default import accumulate
 
     from fak3zer0.models import create_model
     from fak3zer0.models.inputs import crops_to_tensor
@@ -42,9 +44,8 @@ def step_timer(name: str, size: int, batch: int, channels_last: bool):
 
     def step() -> float:
         t = time.perf_counter()
-        loss = F.binary_cross_entropy_with_logits(model(x), y)
         opt.zero_grad()
-        loss.backward()
+        accumulate(model, x, y, micro_batch)
         opt.step()
         return time.perf_counter() - t
 
@@ -73,31 +74,34 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--model", action="append", default=None, metavar="NAME:SIZE",
                     help="registry name and crop size (default: efficientnet_lite0 at 224 and 160 px)")
     ap.add_argument("--batch", type=int, default=32)
-    ap.add_argument("--steps", type=int, default=6, help="timed steps per layout (after one warm-up each)")
+    ap.add_argument("--micro-batch", type=int, default=16, help="piece size of the micro-batched way")
+    ap.add_argument("--steps", type=int, default=6, help="timed steps per way (after one warm-up each)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", type=Path, default=ROOT / "bench/results/train_speed.json")
     args = ap.parse_args(argv)
     import torch
 
     torch.set_num_threads(args.threads)
+    micro = args.micro_batch
+    ways = {"contiguous": (False, None), "channels_last": (True, None), f"micro_batch_{micro}": (False, micro)}
     rows = []
-    print(f"{'model':<22} {'px':>4} {'NCHW ms/step':>13} {'channels-last':>14} {'speed-up':>9} {'data ms':>8}")
+    print(f"{'model':<22} {'px':>4} {'NCHW ms/step':>13} {'channels-last':>14} {f'micro-batch {micro}':>15} "
+          f"{'data ms':>8}")
     for spec in args.model or ["efficientnet_lite0:224", "efficientnet_lite0:160"]:
         name, size = spec.rsplit(":", 1)
-        steps = {cl: step_timer(name, int(size), args.batch, cl) for cl in (False, True)}
-        times: dict[bool, list[float]] = {False: [], True: []}
+        steps = {way: step_timer(name, int(size), args.batch, *how) for way, how in ways.items()}
+        times: dict[str, list[float]] = {way: [] for way in ways}
         for i in range(args.steps + 1):
-            for cl, step in steps.items():
+            for way, step in steps.items():
                 seconds = step()
-                if i:  # the first step of each layout warms up
-                    times[cl].append(seconds)
-        ms = {cl: float(np.median(t)) * 1000 for cl, t in times.items()}
-        row = {"model": name, "size": int(size), "batch": args.batch, "contiguous_ms": round(ms[False], 1),
-               "channels_last_ms": round(ms[True], 1), "speedup": round(ms[False] / ms[True], 2),
+                if i:  # the first step of each way warms up
+                    times[way].append(seconds)
+        row = {"model": name, "size": int(size), "batch": args.batch,
+               **{f"{way}_ms": round(float(np.median(t)) * 1000, 1) for way, t in times.items()},
                "synthesis_ms": round(synthesis_ms(int(size), args.batch), 1)}
         rows.append(row)
-        print(f"{name:<22} {size:>4} {row['contiguous_ms']:>13.0f} {row['channels_last_ms']:>14.0f} "
-              f"{row['speedup']:>8.2f}x {row['synthesis_ms']:>8.0f}")
+        print(f"{name:<22} {size:>4} " + " ".join(f"{row[f'{w}_ms']:>{k}.0f}" for w, k in zip(ways, (13, 14, 15)))
+              + f" {row['synthesis_ms']:>8.0f}")
     report = {"what": __doc__.split("\n")[0], "command": "python bench/train_speed.py " + " ".join(argv or sys.argv[1:]),
               "machine": f"{platform.machine()}, {args.threads} torch threads, torch {torch.__version__}",
               "steps": args.steps, "rows": rows}

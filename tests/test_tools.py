@@ -147,3 +147,26 @@ def test_weight_rule_picks_best_mean_left_out_auc_and_checks_it_nested():
     directions["dfdc"] = [rows(lambda w: 0.7 - 0.3 * w, 0.1)]
     d = cv.decide(directions, shipped)
     assert d["nested"]["talking-face"]["weight_chosen_elsewhere"] == 0.0 and not d["ship"]
+
+
+def test_micro_batches_add_up_to_the_whole_batch_gradient():
+    """--micro-batch: same loss and, for a model without BatchNorm, the same gradient as one whole batch."""
+    import sys
+
+    import torch
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+    from train_default import accumulate
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 4), torch.nn.ReLU(), torch.nn.Linear(4, 1),
+                                torch.nn.Flatten(0))
+    x, y = torch.randn(10, 3, 2, 2), (torch.arange(10) % 2).float()
+    grads = []
+    for micro in (None, 4):  # 4 + 4 + 2: an uneven last piece is weighted by its share too
+        model.zero_grad()
+        loss = accumulate(model, x, y, micro)
+        grads.append((loss, [p.grad.clone() for p in model.parameters()]))
+    assert grads[0][0] == pytest.approx(grads[1][0], abs=1e-6)
+    for whole, pieces in zip(grads[0][1], grads[1][1]):
+        assert torch.allclose(whole, pieces, atol=1e-6)
