@@ -32,9 +32,9 @@ from fak3zer0.train.recipe import augment, load_crops, predict, recipe_split, sp
 def accumulate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, micro_batch: int | None) -> float:
     """Backpropagate the batch's mean loss in pieces of ``micro_batch`` (all at once when None): each piece's
     loss is weighted by its share of the batch, so the summed gradient is the whole batch's. Returns the loss."""
-    total = 0.0
-    for i in range(0, len(x), micro_batch or len(x)):
-        xs, ys = x[i:i + (micro_batch or len(x))], y[i:i + (micro_batch or len(x))]
+    total, piece = 0.0, micro_batch or len(x)
+    for i in range(0, len(x), piece):
+        xs, ys = x[i:i + piece], y[i:i + piece]
         loss = F.binary_cross_entropy_with_logits(model(xs), ys) * (len(xs) / len(x))
         loss.backward()
         total += loss.item()
@@ -59,8 +59,8 @@ def main() -> None:
     ap.add_argument("--micro-batch", type=int, default=None, metavar="N",
                     help="split each batch into pieces of N crops and add up their gradients before the one "
                          "optimiser step (same batch and learning-rate schedule; BatchNorm sees N crops at a "
-                         "time). On a 2-core CPU a Lite0 step at 224 px costs about twice as much per crop at "
-                         "batch 32 as at 16 (bench/train_speed.py), so --micro-batch 16 nearly halves the time")
+                         "time). On a 2-core CPU a Lite0 step at 224 px took 1.5 s as two pieces of 16 vs 3.1 s whole "
+                         "(bench/train_speed.py); a whole epoch 0.77x the time (bench/results/micro_batch_224.json)")
     ap.add_argument("--lr", type=float, default=3e-4)
     ap.add_argument("--sbi", type=float, default=0.0, help="fraction of real crops turned into self-blended fakes")
     ap.add_argument("--sbi-lower", type=float, default=0.0,
@@ -75,6 +75,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--max-train", type=int, default=0, help="cap on training images per epoch (0 = all)")
     args = ap.parse_args()
+    if args.micro_batch is not None and args.micro_batch < 1:
+        ap.error("--micro-batch must be at least 1")
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
