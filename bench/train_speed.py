@@ -5,7 +5,8 @@ the whole batch at once vs in micro-batches (``tools/train_default.py --micro-ba
 
 One AdamW step (forward, backward, update) on a batch of random crops; the three ways are
 interleaved step by step in one sitting so the machine's drift hits them alike; the first step of
-each is a warm-up and not timed. Also times the self-blend synthesis and augmentation a batch of the
+each is a warm-up and not timed. Also times scoring (``fak3zer0.train.recipe.predict``) per crop
+by batch size, and the self-blend synthesis and augmentation a batch of the
 SBI-only recipe needs (half the batch self-blended), so a reader can see where a training step's
 time goes. Prints a table and writes bench/results/train_speed.json (or --out).
 """
@@ -69,6 +70,26 @@ def synthesis_ms(size: int, batch: int, repeat: int = 3) -> float:
     return (time.perf_counter() - t) / repeat * 1000
 
 
+def scoring_ms(name: str, size: int, batches=(128, 64, 32, 16), crops: int = 256, repeat: int = 2) -> dict[int, float]:
+    """Milliseconds per crop of ``fak3zer0.train.recipe.predict`` (eval mode, no gradients) by batch size;
+    the best of ``repeat`` passes, batch sizes interleaved."""
+    import torch
+
+    from fak3zer0.models import create_model
+    from fak3zer0.train.recipe import predict
+
+    torch.manual_seed(0)
+    model = create_model(name, pretrained=None, size=size)
+    x = np.random.default_rng(0).integers(0, 256, (crops, size, size, 3), dtype=np.uint8)
+    best = {bs: float("inf") for bs in batches}
+    for _ in range(repeat):
+        for bs in batches:
+            t = time.perf_counter()
+            predict(model, x, bs=bs)
+            best[bs] = min(best[bs], (time.perf_counter() - t) / crops * 1000)
+    return {bs: round(ms, 1) for bs, ms in best.items()}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", action="append", default=None, metavar="NAME:SIZE",
@@ -98,10 +119,15 @@ def main(argv: list[str] | None = None) -> int:
                     times[way].append(seconds)
         row = {"model": name, "size": int(size), "batch": args.batch,
                **{f"{way}_ms": round(float(np.median(t)) * 1000, 1) for way, t in times.items()},
-               "synthesis_ms": round(synthesis_ms(int(size), args.batch), 1)}
+               "synthesis_ms": round(synthesis_ms(int(size), args.batch), 1),
+               "scoring_ms_per_crop_by_batch": scoring_ms(name, int(size))}
         rows.append(row)
         print(f"{name:<22} {size:>4} " + " ".join(f"{row[f'{w}_ms']:>{k}.0f}" for w, k in zip(ways, (13, 14, 15)))
               + f" {row['synthesis_ms']:>8.0f}")
+    print("\nscoring (recipe.predict), ms per crop by batch size:")
+    for row in rows:
+        print(f"{row['model']:<22} {row['size']:>4} " + "  ".join(
+            f"{bs}: {ms:.1f}" for bs, ms in row["scoring_ms_per_crop_by_batch"].items()))
     report = {"what": __doc__.split("\n")[0], "command": "python bench/train_speed.py " + " ".join(argv or sys.argv[1:]),
               "machine": f"{platform.machine()}, {args.threads} torch threads, torch {torch.__version__}",
               "steps": args.steps, "rows": rows}

@@ -59,7 +59,7 @@ def main() -> None:
     ap.add_argument("--micro-batch", type=int, default=None, metavar="N",
                     help="split each batch into pieces of N crops and add up their gradients before the one "
                          "optimiser step (same batch and learning-rate schedule; BatchNorm sees N crops at a "
-                         "time). On a 2-core CPU a Lite0 step at 224 px took 1.5 s as two pieces of 16 vs 3.1 s whole "
+                         "time). On a 2-core CPU a Lite0 step at 224 px took 1.5-1.6 s as two pieces of 16 vs 2.9-3.1 s whole "
                          "(bench/train_speed.py); a whole epoch 0.77x the time (bench/results/micro_batch_224.json)")
     ap.add_argument("--lr", type=float, default=3e-4)
     ap.add_argument("--sbi", type=float, default=0.0, help="fraction of real crops turned into self-blended fakes")
