@@ -51,7 +51,7 @@ def score(model_name: str, caches: list[Path], size: int | None, max_crops: int,
     import torch
 
     from fak3zer0.models.hub import resolve_model
-    from fak3zer0.models.inputs import crops_to_tensor
+    from fak3zer0.train.recipe import predict
 
     loaded = resolve_model(model_name)
     model = loaded.model.eval()
@@ -63,8 +63,7 @@ def score(model_name: str, caches: list[Path], size: int | None, max_crops: int,
         for *_, crops in read[size or want]:
             if crops.shape[1] != want:  # --size given: e.g. Meso4 at 256 px from 160 px crops
                 crops = np.stack([cv2.resize(c, (want, want), interpolation=cv2.INTER_LINEAR) for c in crops])
-            logits = torch.cat([model(crops_to_tensor(crops[i:i + 16], model.input_spec))
-                                for i in range(0, len(crops), 16)]).numpy()
+            logits = predict(model, crops)
             out.append(float(np.mean(1.0 / (1.0 + np.exp(-logits / loaded.temperature)))))
     return np.array(out)
 

@@ -101,7 +101,7 @@ def evaluate(
     layout: str | None = None,
     splits: Sequence[str] | None = None,
     out_dir: str | Path | None = None,
-    batch_size: int = 64,
+    batch_size: int | None = None,
     device: str = "auto",
     rules: Sequence[str] = ("mean", ROBUST_RULE),
     num_workers: int = 0,
@@ -273,7 +273,7 @@ def cross_dataset_matrix(
     layout: str | None = None,
     splits: Sequence[str] | None = None,
     out_dir: str | Path | None = None,
-    batch_size: int = 64,
+    batch_size: int | None = None,
     device: str = "auto",
     preprocess_frames: int = 32,
 ) -> dict[str, Any]:
@@ -341,7 +341,7 @@ def calibrate(
     splits: Sequence[str] | None = ("val",),
     output: str | Path | None = None,
     pick_aggregation: bool = True,
-    batch_size: int = 64,
+    batch_size: int | None = None,
     device: str = "auto",
     work_dir: str | Path | None = None,
 ) -> dict[str, Any]:

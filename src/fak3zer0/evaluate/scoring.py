@@ -43,10 +43,15 @@ def plain(obj: Any) -> Any:
 
 
 @torch.inference_mode()
-def predict_logits(model: torch.nn.Module, dataset: CacheDataset, *, batch_size: int = 64,
+def predict_logits(model: torch.nn.Module, dataset: CacheDataset, *, batch_size: int | None = None,
                    device: str | torch.device = "cpu", num_workers: int = 0) -> np.ndarray:
-    """Raw fake logits (before temperature), one per dataset item, in item order."""
+    """Raw fake logits (before temperature), one per dataset item, in item order; ``batch_size`` items a
+    call (default: ``defaults.CPU_BATCH_SIZE`` on a CPU, where small batches stay in cache, else
+    ``defaults.GPU_BATCH_SIZE``)."""
+    from fak3zer0.defaults import CPU_BATCH_SIZE, GPU_BATCH_SIZE
+
     device = resolve_device(device)
+    batch_size = batch_size or (CPU_BATCH_SIZE if device.type == "cpu" else GPU_BATCH_SIZE)
     was_training = model.training
     model.eval()
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
