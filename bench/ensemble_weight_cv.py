@@ -42,19 +42,27 @@ ADMISSIBLE_WITHIN = 0.05
 LEFT_OUT_INPUTS = {"talking-face": ("videos", "talking-face"), "dfdc": ("images", "DFDC")}
 
 
-def member_logits(mixed: Path, sbi: Path, crops: np.ndarray) -> np.ndarray:
-    """Both members' raw logits ``(2, n)`` on crops at the larger member's size (the ensemble's input)."""
+def pair_model(mixed: Path, sbi: Path):
+    """The two members as one ensemble (loaded once): its input is the larger member's crop size."""
     from fak3zer0.models.ensemble import ensemble_from_checkpoints
+
+    return ensemble_from_checkpoints([mixed, sbi])
+
+
+def member_logits(model, crops: np.ndarray) -> np.ndarray:
+    """Both members' raw logits ``(2, n)`` (as tools/make_ensemble.py scores them)."""
     from fak3zer0.train.recipe import predict
 
-    model = ensemble_from_checkpoints([mixed, sbi])
     return predict(model, crops, forward=model.member_logits)
 
 
-def input_size(mixed: Path, sbi: Path) -> int:
-    from fak3zer0.models.ensemble import ensemble_from_checkpoints
-
-    return ensemble_from_checkpoints([mixed, sbi]).input_spec.size
+def cached(work: Path, name: str, key: str, make) -> dict[str, np.ndarray]:
+    """``make()``'s arrays, kept in ``work/NAME-HASH.npz`` (hash of ``key``) and read back on later runs."""
+    path = work / f"{name}-{hashlib.sha1(key.encode()).hexdigest()[:12]}.npz"
+    if not path.is_file():
+        work.mkdir(parents=True, exist_ok=True)
+        np.savez(path, **make())
+    return dict(np.load(path))
 
 
 def validation_crops(caches: list[Path], size: int, source: dict) -> tuple[np.ndarray, np.ndarray]:
@@ -76,21 +84,18 @@ def left_out_inputs(cache: Path, group: str, size: int, max_crops: int) -> tuple
 
 def direction_scores(args, left_out: str, mixed: Path, sbi: Path) -> dict[str, np.ndarray]:
     """One pair's member logits on its validation crops and on every left-out input (cached in --work)."""
-    key = hashlib.sha1(f"{left_out}|{mixed.resolve()}|{sbi.resolve()}|{args.max_crops}".encode()).hexdigest()[:12]
-    path = args.work / f"{left_out}-{key}.npz"
-    if path.is_file():
-        return dict(np.load(path))
-    size = input_size(mixed, sbi)
-    val_crops, val_labels = validation_crops([args.images, args.videos], size, TRAINING_SOURCE[left_out])
-    kind, group = LEFT_OUT_INPUTS[left_out]
-    inputs, labels = left_out_inputs(getattr(args, kind), group, size, args.max_crops)
-    print(f"{left_out} left out: {len(val_labels)} validation crops, {len(labels)} left-out inputs", flush=True)
-    held = member_logits(mixed, sbi, np.concatenate(inputs))
-    scores = {"val_logits": member_logits(mixed, sbi, val_crops), "val_labels": val_labels,
-              "held_logits": held, "held_counts": np.array([len(c) for c in inputs]), "held_labels": labels}
-    args.work.mkdir(parents=True, exist_ok=True)
-    np.savez(path, **scores)
-    return scores
+    def make() -> dict[str, np.ndarray]:
+        model = pair_model(mixed, sbi)
+        size = model.input_spec.size
+        val_crops, val_labels = validation_crops([args.images, args.videos], size, TRAINING_SOURCE[left_out])
+        kind, group = LEFT_OUT_INPUTS[left_out]
+        inputs, labels = left_out_inputs(getattr(args, kind), group, size, args.max_crops)
+        print(f"{left_out} left out: {len(val_labels)} validation crops, {len(labels)} left-out inputs", flush=True)
+        return {"val_logits": member_logits(model, val_crops), "val_labels": val_labels,
+                "held_logits": member_logits(model, np.concatenate(inputs)),
+                "held_counts": np.array([len(c) for c in inputs]), "held_labels": labels}
+
+    return cached(args.work, left_out, f"{left_out}|{mixed.resolve()}|{sbi.resolve()}|{args.max_crops}", make)
 
 
 def sweep(scores: dict[str, np.ndarray], weights=WEIGHTS) -> list[dict]:
@@ -172,13 +177,14 @@ def shipped_val_aucs(args) -> dict[float, float]:
     from fak3zer0.train.recipe import weighted_logits
 
     first, second = args.shipped
-    key = hashlib.sha1(f"shipped|{first.resolve()}|{second.resolve()}".encode()).hexdigest()[:12]
-    path = args.work / f"shipped-{key}.npz"
-    if not path.is_file():
+
+    def make() -> dict[str, np.ndarray]:
+        model = pair_model(first, second)
         source = {"include": None, "exclude": None, "max_crops": 32, "val": 0.1, "test": 0.1}
-        crops, labels = validation_crops([args.images, args.videos], input_size(first, second), source)
-        np.savez(path, logits=member_logits(first, second, crops), labels=labels)
-    z = np.load(path)
+        crops, labels = validation_crops([args.images, args.videos], model.input_spec.size, source)
+        return {"logits": member_logits(model, crops), "labels": labels}
+
+    z = cached(args.work, "shipped", f"shipped|{first.resolve()}|{second.resolve()}", make)
     return {w: roc_auc(z["labels"], weighted_logits(*z["logits"], w)) for w in WEIGHTS}
 
 
