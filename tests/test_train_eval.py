@@ -115,6 +115,16 @@ def test_lr_schedule_warmup_and_cosine():
     assert [_lr_at(e * 10, 10, step) for e in range(5)] == pytest.approx([1, 1, 0.5, 0.5, 0.25])
 
 
+def test_default_eval_batch_is_small_on_a_cpu_only():
+    from fak3zer0.defaults import CPU_BATCH_SIZE
+    from fak3zer0.train.trainer import default_eval_batch_size
+
+    cpu, gpu = torch.device("cpu"), torch.device("cuda")
+    assert default_eval_batch_size(32, cpu) == CPU_BATCH_SIZE  # not 64: batches that stay in the cache
+    assert default_eval_batch_size(2, cpu) == 4  # a clip model's small batch is kept as it was
+    assert default_eval_batch_size(32, gpu) == 64
+
+
 # ---------------------------------------------------------------- training
 
 

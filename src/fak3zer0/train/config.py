@@ -57,7 +57,7 @@ DEFAULTS: dict[str, Any] = {
     "train": {
         "epochs": 10,
         "batch_size": 32,
-        "eval_batch_size": None,  # default: 2 x batch_size
+        "eval_batch_size": None,  # default: 2 x batch_size, at most defaults.CPU_BATCH_SIZE on a CPU
         "seed": 0,
         "num_workers": 0,
         "device": "auto",       # auto | cpu | cuda | cuda:N

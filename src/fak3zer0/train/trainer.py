@@ -187,6 +187,15 @@ def _build_model(cfg: dict):
     return model
 
 
+def default_eval_batch_size(batch_size: int, device: torch.device) -> int:
+    """Validation batch when the config gives none: twice the training batch (it fits, no gradients are kept),
+    but at most ``defaults.CPU_BATCH_SIZE`` on a CPU, where small batches stay in the cache (scoring Lite0 at
+    224 px: 8.2 vs 16.0 s for 374 crops in batches of 8 vs 64)."""
+    from fak3zer0.defaults import CPU_BATCH_SIZE
+
+    return min(2 * batch_size, CPU_BATCH_SIZE) if device.type == "cpu" else 2 * batch_size
+
+
 def _score_key(row: dict, select: str) -> tuple:
     """Larger is better; AUC undefined (one class) falls back to the loss."""
     loss = row.get("val_loss")
@@ -363,7 +372,7 @@ def _train(cfg: dict, run_dir: Path, resuming: bool, dist: _Dist, device: torch.
         log.info("train.amp ignored: mixed precision is used on CUDA only")
     amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
-    eval_bs = int(tcfg["eval_batch_size"] or 2 * bs)
+    eval_bs = int(tcfg["eval_batch_size"] or default_eval_batch_size(bs, device))
     meta_base = {
         "train_config": cfg,
         "data": [s.describe() for s in sources],
