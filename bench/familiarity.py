@@ -78,8 +78,9 @@ def direction(left_out: str, ckpt: str, images: Path, videos: Path) -> dict:
     fam = Familiarity(features_and_logits(model, crops[split == "train"])[0])
     del crops
     trained_on = "DFDC" if left_out == "talking-face" else "talking-face"
-    sets = {"val": [x for x in load_inputs([images, videos], size, MAX_CROPS, ["val"]) if x[1] == trained_on],
-            "held-out test": [x for x in load_inputs([images, videos], size, MAX_CROPS, ["test"]) if x[1] == trained_on],
+    held = [x for x in load_inputs([images, videos], size, MAX_CROPS, ["val", "test"], d["val"], d["test"])
+            if x[1] == trained_on]
+    sets = {"val": [x for x in held if x[2] == "val"], "held-out test": [x for x in held if x[2] == "test"],
             "left-out source": [x for x in load_inputs([images, videos], size, MAX_CROPS, ["all"]) if x[1] == left_out]}
     if d["test"] == 0:
         sets.pop("held-out test")

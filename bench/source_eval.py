@@ -26,9 +26,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def load_inputs(caches: list[Path], size: int, max_crops: int, splits: list[str]):
+def load_inputs(caches: list[Path], size: int, max_crops: int, splits: list[str], val: float = 0.1,
+                test: float = 0.1):
     """[(cache kind, source group, split, label, crops uint8 (K, S, S, 3))] for every usable entry in
-    ``splits`` ("all": every entry)."""
+    ``splits`` ("all": every entry), split with ``val`` / ``test`` shares of the groups (train_default's
+    ``--val`` / ``--test``)."""
     from fak3zer0.data.cache import FaceCropCache
     from fak3zer0.train.recipe import recipe_split
 
@@ -37,9 +39,10 @@ def load_inputs(caches: list[Path], size: int, max_crops: int, splits: list[str]
         cache = FaceCropCache(path)
         for e in cache.filter():
             group = "DFDC" if e.get("source", "").startswith("DFDC") else "talking-face"
-            if "all" not in splits and recipe_split(e["group"]) not in splits:
+            split = recipe_split(e["group"], 0, val, test)
+            if "all" not in splits and split not in splits:
                 continue
-            out.append((e.get("kind", "video") + "s", group, recipe_split(e["group"]), int(e["label"]),
+            out.append((e.get("kind", "video") + "s", group, split, int(e["label"]),
                         cache.crops(e, size, max_crops)))
     return out
 
