@@ -170,3 +170,32 @@ def test_micro_batches_add_up_to_the_whole_batch_gradient():
     assert grads[0][0] == pytest.approx(grads[1][0], abs=1e-6)
     for whole, pieces in zip(grads[0][1], grads[1][1]):
         assert torch.allclose(whole, pieces, atol=1e-6)
+
+
+def test_weight_average_is_the_mean_of_the_steps_it_saw():
+    """--average-from: float entries (weights, BatchNorm statistics) are the mean of the averaged steps."""
+    import sys
+
+    import torch
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+    from train_default import WeightAverage
+
+    model = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.BatchNorm1d(2))
+    average = WeightAverage(model)
+    with pytest.raises(ValueError):
+        average.state_dict(model)
+    seen = []
+    for step in range(3):
+        with torch.no_grad():
+            model[0].weight.fill_(float(step))
+            model[1].running_mean.fill_(2.0 * step)
+        model[1].num_batches_tracked.fill_(10 + step)
+        average.update(model)
+        seen.append(model[0].weight.clone())
+    mean = average.state_dict(model)
+    assert torch.allclose(mean["0.weight"], torch.stack(seen).mean(0))
+    assert torch.allclose(mean["1.running_mean"], torch.full((2,), 2.0))
+    assert mean["1.num_batches_tracked"].item() == 12  # integer buffers are the last step's, not averaged
+    model.load_state_dict(mean)
+    assert torch.allclose(model[0].weight, torch.ones(3, 2).T)

@@ -41,6 +41,48 @@ def accumulate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, micro_b
     return total
 
 
+class WeightAverage:
+    """The uniform mean of a model's weights (parameters and floating-point buffers such as BatchNorm's
+    running statistics) over the steps it is ``update``-d at: stochastic weight averaging without a
+    separate learning-rate schedule (Izmailov et al. 2018; SWAD, Cha et al. 2021, averages densely too)."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        self.sums = {k: torch.zeros_like(v, dtype=torch.float64) for k, v in model.state_dict().items()
+                     if v.is_floating_point()}
+        self.count = 0
+
+    def update(self, model: torch.nn.Module) -> None:
+        state = model.state_dict()
+        for k, total in self.sums.items():
+            total += state[k].detach().double()
+        self.count += 1
+
+    def state_dict(self, model: torch.nn.Module) -> dict[str, torch.Tensor]:
+        """The model's state dict with every floating-point entry replaced by its mean so far."""
+        if not self.count:
+            raise ValueError("no step was averaged")
+        state = model.state_dict()
+        return {k: (self.sums[k] / self.count).to(v.dtype) if k in self.sums else v for k, v in state.items()}
+
+
+def finish(model: torch.nn.Module, crops, labels, splits, history: list, args, path: Path, note: str) -> dict:
+    """Fit the temperature on val, score test, save the checkpoint at ``path``; returns its metrics.
+    ``splits``: the (train, val, test) indices into ``crops``."""
+    tr, va, te = splits
+    val_logits = predict(model, crops[va])
+    temp = fit_temperature(val_logits, labels[va])
+    metrics = {"val_auc": roc_auc(labels[va], val_logits)}
+    if len(te):
+        metrics.update(split_metrics(labels[te], predict(model, crops[te]), temp, "test"))
+    metrics.update({"n_train": int(len(tr)), "n_val": int(len(va)), "n_test": int(len(te)), "temperature": temp,
+                    "history": history})
+    print(json.dumps({"weights": note, **{k: v for k, v in metrics.items() if k != "history"}}), flush=True)
+    save_checkpoint(path, model, metrics=metrics, temperature=temp, aggregation="mean",
+                    meta={"recipe": "tools/train_default.py", "args": {k: str(v) for k, v in vars(args).items()},
+                          "weights": note, "description": f"{args.model} fine-tuned on dev face crops at {args.size}px"})
+    return metrics
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cache", type=Path, action="append", required=True, help="cache folder (repeatable)")
@@ -71,12 +113,17 @@ def main() -> None:
     ap.add_argument("--real-only", action="store_true",
                     help="train on the real crops and their self-blended fakes only (the SBI protocol: no real "
                          "deepfake is seen in training); validation and test keep both labels")
+    ap.add_argument("--average-from", type=int, default=None, metavar="EPOCH",
+                    help="save the uniform mean of the weights after every step from the start of EPOCH (0-based) "
+                         "on as model.pt (stochastic weight averaging), and the last weights as raw.pt")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--max-train", type=int, default=0, help="cap on training images per epoch (0 = all)")
     args = ap.parse_args()
     if args.micro_batch is not None and args.micro_batch < 1:
         ap.error("--micro-batch must be at least 1")
+    if args.average_from is not None and not 0 <= args.average_from < args.epochs:
+        ap.error(f"--average-from must name one of the {args.epochs} epochs (0-based)")
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
@@ -105,6 +152,7 @@ def main() -> None:
         sbi = region_mix(args.sbi_lower)
     args.out.mkdir(parents=True, exist_ok=True)
     history = []
+    average = WeightAverage(model) if args.average_from is not None else None
     for epoch in range(args.epochs):
         model.train()
         order = rng.permutation(tr)[: args.max_train or None]
@@ -124,6 +172,8 @@ def main() -> None:
                               torch.tensor(ys, dtype=torch.float32), args.micro_batch)
             opt.step()
             sched.step()
+            if average is not None and epoch >= args.average_from:
+                average.update(model)
             losses.append(loss)
             if (step // args.batch) % 50 == 0:
                 print(f"epoch {epoch} step {step // args.batch}/{steps_per_epoch} loss {np.mean(losses[-50:]):.4f} "
@@ -133,18 +183,13 @@ def main() -> None:
                "seconds": time.time() - t0}
         history.append(rec)
         print(json.dumps(rec), flush=True)
-    val_logits = predict(model, crops[va])
-    temp = fit_temperature(val_logits, labels[va])
-    metrics = {"val_auc": roc_auc(labels[va], val_logits)}
-    if len(te):
-        metrics.update(split_metrics(labels[te], predict(model, crops[te]), temp, "test"))
-    metrics.update({
-               "n_train": int(len(tr)), "n_val": int(len(va)), "n_test": int(len(te)), "temperature": temp,
-               "history": history})
-    print(json.dumps({k: v for k, v in metrics.items() if k != "history"}), flush=True)
-    save_checkpoint(args.out / "model.pt", model, metrics=metrics, temperature=temp, aggregation="mean",
-                    meta={"recipe": "tools/train_default.py", "args": {k: str(v) for k, v in vars(args).items()},
-                          "description": f"{args.model} fine-tuned on dev face crops at {args.size}px"})
+    if average is None:
+        metrics = finish(model, crops, labels, (tr, va, te), history, args, args.out / "model.pt", "last")
+    else:
+        finish(model, crops, labels, (tr, va, te), history, args, args.out / "raw.pt", "last")
+        model.load_state_dict(average.state_dict(model))
+        metrics = finish(model, crops, labels, (tr, va, te), history, args, args.out / "model.pt",
+                         f"mean of {average.count} steps from epoch {args.average_from}")
     (args.out / "metrics.json").write_text(json.dumps(metrics, indent=2))
 
 
