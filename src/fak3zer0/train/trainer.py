@@ -189,8 +189,8 @@ def _build_model(cfg: dict):
 
 def default_eval_batch_size(batch_size: int, device: torch.device) -> int:
     """Validation batch when the config gives none: twice the training batch (it fits, no gradients are kept),
-    but at most ``defaults.CPU_BATCH_SIZE`` on a CPU, where small batches stay in the cache (scoring Lite0 at
-    224 px: 8.2 vs 16.0 s for 374 crops in batches of 8 vs 64)."""
+    but at most ``defaults.CPU_BATCH_SIZE`` on a CPU, where small batches stay in the cache (validating Lite0 at
+    224 px on 416 crops: 6.4-8.4 vs 15.6-16.1 s in batches of 8 vs 64, same logits; ``bench/eval_batch.py``)."""
     from fak3zer0.defaults import CPU_BATCH_SIZE
 
     return min(2 * batch_size, CPU_BATCH_SIZE) if device.type == "cpu" else 2 * batch_size
