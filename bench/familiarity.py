@@ -58,16 +58,11 @@ def features_and_logits(model, crops: np.ndarray) -> tuple[np.ndarray, np.ndarra
     return out[:, :-1], out[:, -1]
 
 
-def per_input(values: np.ndarray, sizes: list[int]) -> np.ndarray:
-    ends = np.cumsum(sizes)
-    return np.array([values[e - n:e].mean() for e, n in zip(ends, sizes)])
-
-
 def direction(left_out: str, ckpt: str, images: Path, videos: Path) -> dict:
     from fak3zer0.evaluate.metrics import roc_auc
     from fak3zer0.models.hub import resolve_model
     from fak3zer0.train.recipe import load_crops, recipe_split
-    from frozen_probe import DIRECTIONS
+    from frozen_probe import DIRECTIONS, per_input, video_probs
     from source_eval import load_inputs
 
     loaded = resolve_model(ckpt)
@@ -89,7 +84,7 @@ def direction(left_out: str, ckpt: str, images: Path, videos: Path) -> dict:
         feats, logits = features_and_logits(model, np.concatenate([x[4] for x in inputs]))
         sizes = [len(x[4]) for x in inputs]
         dist[name] = per_input(fam.distance(feats), sizes)
-        prob[name] = per_input(1 / (1 + np.exp(-logits / loaded.temperature)), sizes)
+        prob[name] = video_probs(logits, sizes, loaded.temperature)
     threshold = float(np.percentile(dist["val"], PERCENTILE))
     out = {"left_out": left_out, "model": ckpt, "input_size": size, "threshold": round(threshold, 3), "sets": {}}
     for name, inputs in sets.items():
