@@ -100,9 +100,10 @@ def direction(left_out: str, ckpt: str, images: Path, videos: Path) -> dict:
             row["model_auc_familiar"] = roc_auc(y[~far], prob[name][~far]) if len(set(y[~far])) == 2 else None
             row["model_auc_unfamiliar"] = roc_auc(y[far], prob[name][far]) if len(set(y[far])) == 2 else None
         out["sets"][name] = row
-    held = dist.get("held-out test", dist["val"])
+    # the training source's held-out inputs: its test split, or its val split where the direction keeps no test
+    seen = dist.get("held-out test", dist["val"])
     out["distance_auroc_left_out_vs_held_out"] = round(roc_auc(
-        np.r_[np.zeros(len(held)), np.ones(len(dist["left-out source"]))], np.r_[held, dist["left-out source"]]), 4)
+        np.r_[np.zeros(len(seen)), np.ones(len(dist["left-out source"]))], np.r_[seen, dist["left-out source"]]), 4)
     return out
 
 
