@@ -60,3 +60,17 @@ def test_default_model_runs_on_generated_clip(media_dir):
 
     v = Detector(frames=8).detect(media_dir / "astronaut_pan.mp4")
     assert v.verdict in {"real", "fake"} and v.model == DEFAULT_MODEL and len(v.faces) == 1
+
+
+def test_detect_table_points_to_the_model_card(media_dir, capsys):
+    """The shipped model's card travels inside the package; the readable table names it when it scored a face."""
+    from fak3zer0.cli import main as cli_main
+    from fak3zer0.models.hub import model_card
+
+    card = model_card(DEFAULT_MODEL)
+    assert card is not None and card.read_text().startswith("# Model card")
+    assert cli_main(["detect", "--frames", "4", "--no-progress", str(media_dir / "astronaut.png")]) == 0
+    assert f"model card: {card}" in capsys.readouterr().out
+    assert cli_main(["detect", "--frames", "4", "--no-progress", str(media_dir / "no_face.png")]) == 0
+    assert "model card" not in capsys.readouterr().out  # nothing was scored: no calibration note
+    assert model_card("no-such-model") is None

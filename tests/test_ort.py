@@ -112,3 +112,4 @@ def test_models_lists_the_backends_of_shipped_models(capsys):
     for name, pt in shipped_models().items():
         want = ["torch"] + [b for b, q in (("onnx", False), ("onnx-int8", True)) if twin_path(pt, q).is_file()]
         assert shipped[name]["backends"] == want
+        assert shipped[name]["card"] == str(pt.with_suffix(".md"))  # every shipped model comes with its card

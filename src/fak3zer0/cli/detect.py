@@ -49,6 +49,7 @@ def run(args) -> int:
     from fak3zer0.api.detector import Detector
     from fak3zer0.api.results import VideoVerdict
     from fak3zer0.media import discover_inputs
+    from fak3zer0.models.hub import model_card
 
     paths = _collect_paths(args)
     if not paths:
@@ -96,4 +97,8 @@ def run(args) -> int:
         headers = ["file", "verdict", "fake_p", "faces", "frames", "seconds"]
         print(format_table(headers, [_row(r) for r in results], "llrrrr"))
         print(f"\nmodel: {detector.model_name}   threshold: {detector.threshold:.2f}")
+        card = model_card(detector.model_name)
+        if card and any(r.fake_probability is not None for r in results):
+            print(f"note: fake_p is calibrated on the model's training sources; footage from elsewhere often scores "
+                  f"too high (model card: {card})")
     return 1 if any(r.verdict == "error" for r in results) else 0

@@ -42,8 +42,7 @@ def _rows(pattern: str, flops: bool) -> list[dict]:
 
 def _shipped() -> list[dict]:
     from fak3zer0.models.checkpoint import read_checkpoint
-    from fak3zer0.models.hub import shipped_models
-
+    from fak3zer0.models.hub import model_card, shipped_models
     from fak3zer0.models.ort import twin_path
 
     out = []
@@ -52,7 +51,8 @@ def _shipped() -> list[dict]:
         twins = [label for label, int8 in (("onnx", False), ("onnx-int8", True)) if twin_path(path, int8).is_file()]
         out.append({"name": name, "architecture": ck["model"], "file": str(path), "backends": ["torch"] + twins,
                     "metrics": ck.get("metrics", {}), "temperature": ck.get("calibration", {}).get("temperature"),
-                    "description": ck.get("meta", {}).get("description", "")})
+                    "description": ck.get("meta", {}).get("description", ""),
+                    "card": str(model_card(name)) if model_card(name) else None})
     return out
 
 
@@ -84,4 +84,6 @@ def run(args) -> int:
             print(f"  {s['name']}  ({s['architecture']})" + ("  " + ", ".join(shown) if shown else "")
                   + (f"  - {s['description']}" if s["description"] else ""))
             print(f"      backends: {', '.join(s['backends'])} (--backend; auto picks the last one on a CPU)")
+            if s["card"]:
+                print(f"      model card (data, measured accuracy, failure modes): {s['card']}")
     return 0

@@ -19,6 +19,13 @@ def shipped_models() -> dict[str, Path]:
     return {p.stem: p for p in sorted(PACKAGED_WEIGHTS.glob("*.pt"))}
 
 
+def model_card(name: str) -> Path | None:
+    """The model card (``<name>.md`` beside the checkpoint) of a shipped model; None for anything else."""
+    path = shipped_models().get(name)
+    card = path.with_suffix(".md") if path is not None else None
+    return card if card is not None and card.is_file() else None
+
+
 def resolve_model(spec: str) -> LoadedModel:
     """Load a model from a checkpoint path, a shipped name, or ``registry_name[:pretrained_tag]``."""
     from fak3zer0.models import REGISTRY, create_model
