@@ -49,10 +49,11 @@ def _shipped() -> list[dict]:
     for name, path in shipped_models().items():
         ck = read_checkpoint(path)
         twins = [label for label, int8 in (("onnx", False), ("onnx-int8", True)) if twin_path(path, int8).is_file()]
+        card = model_card(name)
         out.append({"name": name, "architecture": ck["model"], "file": str(path), "backends": ["torch"] + twins,
                     "metrics": ck.get("metrics", {}), "temperature": ck.get("calibration", {}).get("temperature"),
                     "description": ck.get("meta", {}).get("description", ""),
-                    "card": str(model_card(name)) if model_card(name) else None})
+                    "card": str(card) if card else None})
     return out
 
 
