@@ -104,14 +104,14 @@ def sweep(scores: dict[str, np.ndarray], weights=WEIGHTS) -> list[dict]:
     from fak3zer0.evaluate.metrics import fit_temperature, log_loss, roc_auc, sigmoid
     from fak3zer0.train.recipe import weighted_logits
 
+    from source_eval import per_input
+
     y_val, y = scores["val_labels"], scores["held_labels"]
-    starts = np.concatenate([[0], np.cumsum(scores["held_counts"])[:-1]])
     rows = []
     for w in weights:
         z_val = weighted_logits(*scores["val_logits"], w)
         t = fit_temperature(z_val, y_val)
-        probs = sigmoid(weighted_logits(*scores["held_logits"], w) / t)
-        p = np.add.reduceat(probs, starts) / scores["held_counts"]
+        p = per_input(sigmoid(weighted_logits(*scores["held_logits"], w) / t), scores["held_counts"])
         rows.append({"weight": w, "val_auc": roc_auc(y_val, z_val), "temperature": t, "auc": roc_auc(y, p),
                      "log_loss": log_loss(y, p), "accuracy": float(((p >= 0.5) == y).mean()),
                      "real_flagged": float((p[y == 0] >= 0.5).mean()),

@@ -62,8 +62,8 @@ def direction(left_out: str, ckpt: str, images: Path, videos: Path) -> dict:
     from fak3zer0.evaluate.metrics import roc_auc
     from fak3zer0.models.hub import resolve_model
     from fak3zer0.train.recipe import load_crops, recipe_split
-    from frozen_probe import DIRECTIONS, per_input, video_probs
-    from source_eval import load_inputs
+    from frozen_probe import DIRECTIONS, video_probs
+    from source_eval import load_inputs, per_input
 
     loaded = resolve_model(ckpt)
     model, size = loaded.model.eval(), loaded.model.input_spec.size

@@ -127,14 +127,12 @@ def training_rows(crops, marks, idx, seed: int, passes: int = 2):
     return np.stack(real + fake), np.r_[np.zeros(len(real)), np.ones(len(fake))]
 
 
-def per_input(values: np.ndarray, sizes: list[int]) -> np.ndarray:
-    """Per-crop values -> one mean per input, the inputs' crops being consecutive runs of ``sizes``."""
-    ends = np.cumsum(sizes)
-    return np.array([values[e - n:e].mean() for e, n in zip(ends, sizes)])
-
-
 def video_probs(crop_logits: np.ndarray, sizes: list[int], temperature: float) -> np.ndarray:
-    return per_input(1.0 / (1.0 + np.exp(-crop_logits / temperature)), sizes)
+    """An input's probability: the mean of its crops' tempered probabilities (as source_eval scores)."""
+    from fak3zer0.evaluate.metrics import sigmoid
+    from source_eval import per_input
+
+    return per_input(sigmoid(crop_logits / temperature), sizes)
 
 
 def run_direction(left_out: str, args, extract: TapStatistics) -> tuple[list[dict], dict]:

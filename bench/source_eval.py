@@ -47,6 +47,12 @@ def load_inputs(caches: list[Path], size: int, max_crops: int, splits: list[str]
     return out
 
 
+def per_input(values: np.ndarray, counts) -> np.ndarray:
+    """Per-crop values -> one mean per input, each input's crops a consecutive run of ``counts`` of them."""
+    counts = np.asarray(counts)
+    return np.add.reduceat(values, np.concatenate([[0], np.cumsum(counts)[:-1]])) / counts
+
+
 def score(model_name: str, caches: list[Path], size: int | None, max_crops: int, splits: list[str],
           read: dict[int, list]) -> np.ndarray:
     """One probability per cache entry: crops read at the model's own input size (or ``size`` for

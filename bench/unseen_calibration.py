@@ -29,9 +29,11 @@ sys.path.insert(0, str(ROOT / "bench"))
 def platt(u: np.ndarray, y: np.ndarray, fit_scale: bool = True, iters: int = 50) -> tuple[float, float]:
     """``(a, b)`` minimising the mean log loss of ``sigmoid(a * u + b)`` (Newton's method; ``a = 1`` fixed
     when not ``fit_scale``)."""
+    from fak3zer0.evaluate.metrics import sigmoid
+
     a, b = 1.0, 0.0
     for _ in range(iters):
-        p = 1 / (1 + np.exp(-(a * u + b)))
+        p = sigmoid(a * u + b)
         r, w = p - y, np.maximum(p * (1 - p), 1e-12)
         if fit_scale:
             g = np.array([(r * u).mean(), r.mean()])
@@ -60,11 +62,10 @@ def direction_model(scores: dict[str, np.ndarray]) -> dict:
 
 
 def input_metrics(model: dict, a: float, b: float) -> dict:
-    from fak3zer0.evaluate.metrics import log_loss, roc_auc
+    from fak3zer0.evaluate.metrics import log_loss, roc_auc, sigmoid
+    from source_eval import per_input
 
-    probs = 1 / (1 + np.exp(-(a * model["u"] + b)))
-    starts = np.concatenate([[0], np.cumsum(model["counts"])[:-1]])
-    p, y = np.add.reduceat(probs, starts) / model["counts"], model["labels"]
+    p, y = per_input(sigmoid(a * model["u"] + b), model["counts"]), model["labels"]
     real_flagged, fake_flagged = float((p[y == 0] >= 0.5).mean()), float((p[y == 1] >= 0.5).mean())
     return {"a": round(a, 4), "b": round(b, 4), "log_loss": round(log_loss(y, p), 4), "auc": round(roc_auc(y, p), 4),
             "balanced_accuracy": round((1 - real_flagged + fake_flagged) / 2, 4),
