@@ -193,3 +193,36 @@ def test_paired_auc_difference_resamples_the_same_inputs():
     assert same["resamples"] == 50
     with pytest.raises(ValueError, match="both labels"):
         paired_auc_difference([1, 1], [0.2, 0.3], [0.1, 0.2])
+
+
+def test_reals_needed_for_a_false_alarm_bound():
+    assert [M.reals_needed(a) for a in (0.05, 0.1, 0.2, 0.5)] == [19, 9, 4, 1]
+    with pytest.raises(ValueError):
+        M.reals_needed(0.0)
+
+
+def test_false_alarm_threshold_is_the_conformal_order_statistic():
+    scores = np.array([0.9, 0.1, 0.5, 0.3, 0.7, 0.2, 0.8, 0.4, 0.6, 0.35])  # k = 10
+    # alpha 0.2: rank ceil(11 * 0.8) = 9 -> the 9th smallest, 0.8; "p >= t" flags only scores above it
+    t = M.false_alarm_threshold(scores, 0.2)
+    assert 0.8 < t < 0.8 + 1e-12
+    assert (scores >= t).sum() == 1
+    assert M.false_alarm_threshold(scores, 0.1) > 0.9          # rank 10: the largest
+    with pytest.raises(ValueError, match="at least 19"):
+        M.false_alarm_threshold(scores, 0.05)
+
+
+def test_false_alarm_threshold_bounds_false_alarms_on_exchangeable_reals():
+    """Reals from one distribution: the share of new reals called fake averages (k + 1 - rank) / (k + 1) <= alpha,
+    whatever the distribution (here a skewed one, as an uncalibrated model gives an unseen source)."""
+    rng = np.random.default_rng(0)
+    k, alpha, draws = 19, 0.1, 4000
+    rank = math.ceil((k + 1) * (1 - alpha))
+    expected = (k + 1 - rank) / (k + 1)                       # 0.1 exactly
+    flagged = []
+    for _ in range(draws):
+        reals = rng.beta(5, 2, size=k + 200)
+        t = M.false_alarm_threshold(reals[:k], alpha)
+        flagged.append((reals[k:] >= t).mean())
+    assert abs(np.mean(flagged) - expected) < 0.01
+    assert np.mean(flagged) <= alpha + 0.01

@@ -4,6 +4,8 @@ from __future__ import annotations
 DEFAULT_MODEL = "fak3zer0-default"
 DEFAULT_FRAMES = 32
 DEFAULT_THRESHOLD = 0.5
+#: Share of genuine footage `fak3zer0 threshold` allows to be called fake.
+DEFAULT_FALSE_ALARM = 0.10
 DEFAULT_DEVICE = "auto"
 DEFAULT_FACE_DETECTOR = "mtcnn"
 #: Largest side the face detector sees; faces are cropped from the full-resolution frame.

@@ -16,7 +16,7 @@ from fak3zer0 import __version__
 from fak3zer0.errors import Fak3Zer0Error
 
 #: Listing order in ``--help``; modules not named here follow alphabetically.
-ORDER = ["detect", "models", "preprocess", "train", "evaluate", "calibrate", "export", "scan", "results", "report",
+ORDER = ["detect", "models", "preprocess", "train", "evaluate", "calibrate", "threshold", "export", "scan", "results", "report",
          "serve"]
 
 EPILOG = """examples:

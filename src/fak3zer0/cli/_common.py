@@ -7,15 +7,17 @@ import sys
 from fak3zer0 import defaults
 
 
-def add_model_options(p: argparse.ArgumentParser) -> None:
+def add_model_options(p: argparse.ArgumentParser, threshold: bool = True) -> None:
     g = p.add_argument_group("model")
     g.add_argument("--model", default=defaults.DEFAULT_MODEL, metavar="NAME_OR_CHECKPOINT",
                    help=f"shipped model name, checkpoint file, or ARCH:WEIGHTS (default: {defaults.DEFAULT_MODEL}; "
                         "see `fak3zer0 models`)")
     g.add_argument("--frames", type=int, default=defaults.DEFAULT_FRAMES, metavar="N",
                    help=f"frames sampled evenly over the whole clip (default: {defaults.DEFAULT_FRAMES})")
-    g.add_argument("--threshold", type=float, default=None, metavar="P",
-                   help="fake probability at or above which a file is called fake (default: the model's, 0.5)")
+    if threshold:
+        g.add_argument("--threshold", type=float, default=None, metavar="P",
+                       help="fake probability at or above which a file is called fake (default: the model's, 0.5; "
+                            "`fak3zer0 threshold` sets one from your own real footage)")
     g.add_argument("--device", default=defaults.DEFAULT_DEVICE, choices=["auto", "cpu", "cuda"],
                    help="where the model runs (default: auto = cuda if available)")
     g.add_argument("--backend", default="auto", choices=["auto", "torch", "onnx", "onnx-int8"],

@@ -31,7 +31,7 @@ def register(sub) -> argparse.ArgumentParser:
     return p
 
 
-def _collect_paths(args) -> list[str]:
+def collect_paths(args) -> list[str]:
     paths = list(args.paths)
     if args.inputs_from:
         text = Path(args.inputs_from).read_text(encoding="utf-8")
@@ -45,21 +45,21 @@ def _row(v) -> list[str]:
             str(v.frames_used), f"{v.seconds:.2f}"]
 
 
-def run(args) -> int:
+def make_detector(args):
+    """The Detector the model options in ``args`` describe."""
     from fak3zer0.api.detector import Detector
-    from fak3zer0.api.results import VideoVerdict
-    from fak3zer0.media import discover_inputs
-    from fak3zer0.models.hub import model_card
 
-    paths = _collect_paths(args)
-    if not paths:
-        print("fak3zer0 detect: give at least one PATH (see --help)", file=sys.stderr)
-        return 2
-    items = discover_inputs(paths)
-    detector = Detector(args.model, frames=args.frames, threshold=args.threshold, device=args.device,
-                        face_detector=args.face_detector, threads=args.threads, detect_every=args.detect_every,
-                        full_detect_every=args.full_detect_every, backend=args.backend)
-    show = progress_enabled(args.progress)
+    return Detector(args.model, frames=args.frames, threshold=getattr(args, "threshold", None), device=args.device,
+                    face_detector=args.face_detector, threads=args.threads, detect_every=args.detect_every,
+                    full_detect_every=args.full_detect_every, backend=args.backend)
+
+
+def analyse(items, detector, progress: bool | None, heatmap_dir: str | None = None) -> list:
+    """Every discovered input's VideoVerdict, with progress bars on stderr when wanted; unreadable inputs and
+    inputs without a face are reported on stderr as they come."""
+    from fak3zer0.api.results import VideoVerdict
+
+    show = progress_enabled(progress)
     results: list[VideoVerdict] = []
     bar = frames_bar = None
     if show:
@@ -78,7 +78,7 @@ def run(args) -> int:
         if item.error:
             verdict = VideoVerdict.failed(item.path, item.error, model=detector.model_name)
         else:
-            verdict = detector.detect(item.path, heatmap_dir=args.heatmap, progress=on_progress if show else None)
+            verdict = detector.detect(item.path, heatmap_dir=heatmap_dir, progress=on_progress if show else None)
         results.append(verdict)
         if verdict.verdict == "error":
             print(f"fak3zer0: {verdict.path}: {verdict.error}", file=sys.stderr)
@@ -90,6 +90,20 @@ def run(args) -> int:
     if bar:
         frames_bar.close()
         bar.close()
+    return results
+
+
+def run(args) -> int:
+    from fak3zer0.media import discover_inputs
+    from fak3zer0.models.hub import model_card
+
+    paths = collect_paths(args)
+    if not paths:
+        print("fak3zer0 detect: give at least one PATH (see --help)", file=sys.stderr)
+        return 2
+    items = discover_inputs(paths)
+    detector = make_detector(args)
+    results = analyse(items, detector, args.progress, args.heatmap)
     if args.json:
         json.dump([r.to_dict() for r in results], sys.stdout, indent=2)
         sys.stdout.write("\n")
@@ -100,5 +114,6 @@ def run(args) -> int:
         card = model_card(detector.model_name)
         if card and any(r.fake_probability is not None for r in results):
             print(f"note: fake_p is calibrated on the model's training sources; footage from elsewhere often scores "
-                  f"too high (model card: {card})")
+                  f"too high (model card: {card}). `fak3zer0 threshold REALS...` sets a threshold from your own real "
+                  f"footage that bounds false alarms")
     return 1 if any(r.verdict == "error" for r in results) else 0

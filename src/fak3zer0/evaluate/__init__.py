@@ -12,9 +12,11 @@ from fak3zer0.evaluate.metrics import (  # noqa: F401
     compute_metrics,
     equal_error_rate,
     expected_calibration_error,
+    false_alarm_threshold,
     fit_temperature,
     log_loss,
     pr_curve,
+    reals_needed,
     roc_auc,
     roc_curve,
 )

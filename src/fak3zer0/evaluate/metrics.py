@@ -152,6 +152,31 @@ def equal_error_rate(labels, scores) -> tuple[float | None, float | None]:
     return eer, float(threshold)
 
 
+def reals_needed(false_alarm: float) -> int:
+    """Fewest genuine inputs :func:`false_alarm_threshold` needs to bound false alarms at ``false_alarm``."""
+    if not 0 < false_alarm < 1:
+        raise ValueError(f"false_alarm must be between 0 and 1, got {false_alarm}")
+    return math.ceil(round(1 / false_alarm - 1, 9))
+
+
+def false_alarm_threshold(real_scores, false_alarm: float) -> float:
+    """A threshold from genuine inputs only that calls at most ``false_alarm`` of similar reals fake.
+
+    Split-conformal: with ``k`` real scores, ``t`` is the ``ceil((k + 1)(1 - false_alarm))``-th smallest.
+    A further real input exchangeable with these (the same kind of footage) scores above ``t`` with
+    probability at most ``false_alarm``, however well or badly the model is calibrated on it. The
+    returned value is the next float above ``t``, so the usual rule (fake when ``p >= threshold``)
+    flags exactly the scores above ``t``. Raises ``ValueError`` with fewer than
+    :func:`reals_needed` scores.
+    """
+    s = np.sort(np.asarray(real_scores, dtype=np.float64).reshape(-1))
+    need = reals_needed(false_alarm)
+    if s.size < need:
+        raise ValueError(f"a false-alarm bound of {false_alarm:g} needs at least {need} real inputs, got {s.size}")
+    rank = math.ceil(round((s.size + 1) * (1 - false_alarm), 9))
+    return float(np.nextafter(s[rank - 1], np.inf))
+
+
 # ---------------------------------------------------------------- probabilities
 
 def paired_auc_difference(labels, scores_a, scores_b, *, resamples: int = 2000, seed: int = 0) -> dict[str, Any]:
