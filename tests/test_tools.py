@@ -199,3 +199,54 @@ def test_weight_average_is_the_mean_of_the_steps_it_saw():
     assert mean["1.num_batches_tracked"].item() == 12  # integer buffers are the last step's, not averaged
     model.load_state_dict(mean)
     assert torch.allclose(model[0].weight, torch.ones(3, 2).T)
+
+
+def test_augment_with_mask_flips_image_and_mask_together_and_matches_augment():
+    from fak3zer0.train.recipe import augment, augment_with_mask
+
+    img = np.zeros((32, 32, 3), np.uint8)
+    img[:, :8] = 255                                   # a bright band on the left
+    mask = np.zeros((32, 32), np.float32)
+    mask[:, :8] = 1.0                                  # the mask marks the same band
+    flipped = 0
+    for seed in range(12):
+        a, m = augment_with_mask(img, mask, np.random.default_rng(seed))
+        assert np.array_equal(a, augment(img, np.random.default_rng(seed)))  # same draws, same image
+        left_bright = a[:, :8].mean() > a[:, -8:].mean()
+        assert left_bright == (m[:, :8].mean() > m[:, -8:].mean())
+        flipped += not left_bright
+    assert 0 < flipped < 12
+
+
+def test_boundary_head_learns_where_the_seam_is():
+    """--boundary-loss: the head reads the last stride-16 block, targets 4M(1-M) pooled to that grid, and its
+    loss falls when trained; detach() removes the hook so the saved model is the plain classifier."""
+    import sys
+
+    import torch
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+    from train_default import BoundaryHead, accumulate
+
+    from fak3zer0.models import create_model
+
+    torch.manual_seed(0)
+    model = create_model("efficientnet_lite0", pretrained=None, size=64)
+    head = BoundaryHead(model, 64)
+    assert head.grid == 4
+    masks = torch.zeros(4, 64, 64)
+    masks[:2, 16:48, 16:48] = 0.5                      # two "self-blends"; 4M(1-M) = 1 inside
+    x, y = torch.randn(4, 3, 64, 64), torch.tensor([1.0, 1.0, 0.0, 0.0])
+    opt = torch.optim.Adam(list(model.parameters()) + list(head.parameters()), lr=1e-3)
+    losses = []
+    for _ in range(15):
+        opt.zero_grad()
+        model(x)
+        losses.append(head.loss(masks).item())
+        accumulate(model, x, y, 2, (head, masks, 10.0))
+        opt.step()
+    assert losses[-1] < losses[0] * 0.7
+    head.detach()
+    model(x)
+    assert head.tap is None
+    assert not any(k.startswith("conv") for k in model.state_dict())

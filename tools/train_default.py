@@ -26,16 +26,56 @@ from fak3zer0.evaluate.metrics import fit_temperature, roc_auc
 from fak3zer0.models import create_model
 from fak3zer0.models.checkpoint import save_checkpoint
 from fak3zer0.models.inputs import crops_to_tensor
-from fak3zer0.train.recipe import augment, load_crops, predict, recipe_split, split_metrics
+from fak3zer0.train.recipe import augment, augment_with_mask, load_crops, predict, recipe_split, split_metrics
 
 
-def accumulate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, micro_batch: int | None) -> float:
+class BoundaryHead(torch.nn.Module):
+    """Face X-ray-style auxiliary head (Li et al. 2020): a 1x1 conv on the backbone's last stride-16 block
+    predicts the blend boundary ``4 M (1 - M)`` of the self-blend mask ``M``, average-pooled to that grid.
+    It reads the block's output through a forward hook; :meth:`detach` removes the hook."""
+
+    def __init__(self, model: torch.nn.Module, size: int) -> None:
+        super().__init__()
+        blocks = getattr(model, "blocks", None)
+        if blocks is None:
+            raise SystemExit("--boundary-loss needs a backbone with .blocks (EfficientNet-Lite)")
+        shapes: dict[int, torch.Size] = {}
+        hooks = [b.register_forward_hook(lambda m, i, o, k=k: shapes.__setitem__(k, o.shape))
+                 for k, b in enumerate(blocks)]
+        was_training = model.training
+        with torch.no_grad():
+            model.eval()(torch.zeros(1, 3, size, size))
+        model.train(was_training)
+        for h in hooks:
+            h.remove()
+        grid = math.ceil(size / 16)
+        index = max(k for k, shape in shapes.items() if shape[-1] == grid)
+        self.grid, self.conv, self.tap = grid, torch.nn.Conv2d(shapes[index][1], 1, 1), None
+        self.hook = blocks[index].register_forward_hook(lambda m, i, o: setattr(self, "tap", o))
+
+    def loss(self, masks: torch.Tensor) -> torch.Tensor:
+        """Mean per-pixel BCE against the boundary of ``masks`` ``(B, H, W)`` in [0, 1], for the last forward."""
+        target = F.adaptive_avg_pool2d((4 * masks * (1 - masks)).unsqueeze(1), self.grid)
+        return F.binary_cross_entropy_with_logits(self.conv(self.tap), target)
+
+    def detach(self) -> None:
+        self.hook.remove()
+        self.tap = None
+
+
+def accumulate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, micro_batch: int | None,
+               boundary: tuple[BoundaryHead, torch.Tensor, float] | None = None) -> float:
     """Backpropagate the batch's mean loss in pieces of ``micro_batch`` (all at once when None): each piece's
-    loss is weighted by its share of the batch, so the summed gradient is the whole batch's. Returns the loss."""
+    loss is weighted by its share of the batch, so the summed gradient is the whole batch's. ``boundary``
+    = (head, blend masks, weight) adds ``weight`` x the head's boundary loss. Returns the loss."""
     total, piece = 0.0, micro_batch or len(x)
     for i in range(0, len(x), piece):
         xs, ys = x[i:i + piece], y[i:i + piece]
-        loss = F.binary_cross_entropy_with_logits(model(xs), ys) * (len(xs) / len(x))
+        loss = F.binary_cross_entropy_with_logits(model(xs), ys)
+        if boundary is not None:
+            head, masks, weight = boundary
+            loss = loss + weight * head.loss(masks[i:i + piece])
+        loss = loss * (len(xs) / len(x))
         loss.backward()
         total += loss.item()
     return total
@@ -116,12 +156,18 @@ def main() -> None:
     ap.add_argument("--average-from", type=int, default=None, metavar="EPOCH",
                     help="save the uniform mean of the weights after every step from the start of EPOCH (0-based) "
                          "on as model.pt (stochastic weight averaging), and the last weights as raw.pt")
+    ap.add_argument("--boundary-loss", type=float, default=0.0, metavar="W",
+                    help="also train a head to predict where each self-blend's seam is (Face X-ray-style boundary "
+                         "4M(1-M) of the blend mask, zero for real crops) with this loss weight; the head is dropped "
+                         "before saving (needs --real-only: real deepfakes come without masks)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--max-train", type=int, default=0, help="cap on training images per epoch (0 = all)")
     args = ap.parse_args()
     if args.micro_batch is not None and args.micro_batch < 1:
         ap.error("--micro-batch must be at least 1")
+    if args.boundary_loss and not args.real_only:
+        ap.error("--boundary-loss needs --real-only (the real deepfakes come without blend masks)")
     if args.average_from is not None and not 0 <= args.average_from < args.epochs:
         ap.error(f"--average-from must name one of the {args.epochs} epochs (0-based)")
     torch.set_num_threads(args.threads)
@@ -141,7 +187,9 @@ def main() -> None:
         from fak3zer0.models.checkpoint import read_checkpoint
 
         model.load_state_dict(read_checkpoint(args.init)["state_dict"])
-    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
+    head = BoundaryHead(model, args.size) if args.boundary_loss else None
+    params = list(model.parameters()) + (list(head.parameters()) if head else [])
+    opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=1e-4)
     steps_per_epoch = math.ceil((args.max_train or len(tr)) / args.batch)
     total = steps_per_epoch * args.epochs
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=total, pct_start=0.1)
@@ -159,17 +207,23 @@ def main() -> None:
         t0, losses = time.time(), []
         for step in range(0, len(order), args.batch):
             idx = order[step:step + args.batch]
-            imgs, ys = [], []
+            imgs, ys, masks = [], [], []
             for i in idx:
-                img, y = crops[i], labels[i]
+                img, y, mask = crops[i], labels[i], np.zeros(crops[i].shape[:2], np.float32)
                 if sbi is not None and y == 0 and rng.random() < args.sbi:
-                    img, _ = sbi(img, marks[i], rng)
+                    img, mask = sbi(img, marks[i], rng)
                     y = 1
-                imgs.append(augment(img, rng))
+                if head is None:
+                    imgs.append(augment(img, rng))
+                else:
+                    img, mask = augment_with_mask(img, mask, rng)
+                    imgs.append(img)
+                    masks.append(mask)
                 ys.append(y)
             opt.zero_grad()
+            boundary = (head, torch.from_numpy(np.stack(masks)), args.boundary_loss) if head else None
             loss = accumulate(model, crops_to_tensor(np.stack(imgs), model.input_spec),
-                              torch.tensor(ys, dtype=torch.float32), args.micro_batch)
+                              torch.tensor(ys, dtype=torch.float32), args.micro_batch, boundary)
             opt.step()
             sched.step()
             if average is not None and epoch >= args.average_from:
@@ -183,6 +237,8 @@ def main() -> None:
                "seconds": time.time() - t0}
         history.append(rec)
         print(json.dumps(rec), flush=True)
+    if head is not None:
+        head.detach()
     if average is None:
         metrics = finish(model, crops, labels, (tr, va, te), history, args, args.out / "model.pt", "last")
     else:

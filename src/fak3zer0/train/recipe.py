@@ -78,8 +78,21 @@ def load_crops(caches: list[Path], size: int, include: str | None, exclude: str 
 
 
 def augment(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A random horizontal flip, then :func:`photometric`."""
     if rng.random() < 0.5:
         img = img[:, ::-1]
+    return photometric(img, rng)
+
+
+def augment_with_mask(img: np.ndarray, mask: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`augment` with the same flip applied to a per-pixel ``mask`` (the same random draws)."""
+    if rng.random() < 0.5:
+        img, mask = img[:, ::-1], mask[:, ::-1]
+    return photometric(img, rng), np.ascontiguousarray(mask)
+
+
+def photometric(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Brightness/contrast, down/up-scaling, blur and JPEG re-compression (geometry unchanged)."""
     img = img.astype(np.float32)
     if rng.random() < 0.5:  # brightness / contrast
         img = (img - 128) * rng.uniform(0.8, 1.2) + 128 + rng.uniform(-20, 20)
