@@ -39,6 +39,8 @@ def test_threshold_from_reals_flags_none_of_them_at_the_smallest_count(reals, me
     assert max(scores) < s["threshold"] <= max(scores) + 1e-4
     assert s["reals_at_model_threshold"] == sum(p >= 0.5 for p in scores)
 
+    assert s["fakes_scored"] == 0 and {x["label"] for x in s["scores"]} == {"real"}
+
     rc = cli_main(["detect", *model, "--threshold", str(s["threshold"]), "--json", str(reals)])
     assert rc == 0
     assert {v["verdict"] for v in _json(capsys)} == {"real"}
@@ -60,3 +62,21 @@ def test_threshold_readable_summary(reals, tiny_checkpoint, capsys):
     assert "reals scored" in out and "5" in out
     line = next(x for x in out.splitlines() if x.startswith("use it:"))
     assert float(line.split("--threshold")[1].split()[0]) > 0
+
+
+def test_threshold_reports_what_it_costs_on_known_fakes(reals, media_dir, tiny_checkpoint, capsys):
+    """--fakes: the known fakes are scored too; caught = those at or above the new threshold (not used to set it)."""
+    fakes = [str(media_dir / "astronaut_pan.mp4"), str(media_dir / "astronaut_rotated.mp4")]
+    args = ["threshold", "--model", str(tiny_checkpoint), "--frames", "2", "--no-progress", "--false-alarm", "0.2",
+            str(reals)]
+    assert cli_main([*args, "--json"]) == 0
+    alone = _json(capsys)
+    assert cli_main([*args, "--json", "--fakes", fakes[0], "--fakes", fakes[1]]) == 0
+    s = _json(capsys)
+    assert s["threshold"] == alone["threshold"]
+    fake_p = [x["fake_probability"] for x in s["scores"] if x["label"] == "fake"]
+    assert s["fakes_scored"] == len(fake_p) == 2
+    assert s["fakes_caught"] == sum(p >= s["threshold"] for p in fake_p)
+    assert s["fakes_at_model_threshold"] == sum(p >= 0.5 for p in fake_p)
+    assert cli_main(["threshold", "--fakes", str(media_dir / "*.mp4"), *args[1:]]) == 0
+    assert "known fakes caught at the new threshold" in capsys.readouterr().out

@@ -34,6 +34,9 @@ def register(sub) -> argparse.ArgumentParser:
                        description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("paths", nargs="*", metavar="REAL", help="genuine videos/images, folders or globs")
     p.add_argument("--inputs-from", metavar="FILE", help="also read paths from FILE, one per line")
+    p.add_argument("--fakes", action="append", default=[], metavar="PATH",
+                   help="known fakes of that kind (file, folder or glob; repeatable; optional): reports how many the "
+                        "new threshold still catches (they do not change it)")
     p.add_argument("--false-alarm", type=float, default=defaults.DEFAULT_FALSE_ALARM, metavar="A",
                    help=f"largest share of genuine footage to call fake (default: {defaults.DEFAULT_FALSE_ALARM})")
     add_model_options(p, threshold=False)
@@ -70,12 +73,18 @@ def run(args) -> int:
         return 1
     scores = [r.fake_probability for r in scored]
     threshold = round_up(false_alarm_threshold(scores, args.false_alarm))
-    at_default = sum(p >= detector.threshold for p in scores)
+    fakes = analyse(discover_inputs(args.fakes), detector, args.progress) if args.fakes else []
+    fake_scores = [r.fake_probability for r in fakes if r.fake_probability is not None]
     summary = {"threshold": threshold, "false_alarm": args.false_alarm, "model": detector.model_name,
-               "reals_scored": len(scored), "no_face": sum(r.verdict == "no_face" for r in results),
-               "errors": sum(r.verdict == "error" for r in results),
-               "model_threshold": detector.threshold, "reals_at_model_threshold": at_default,
-               "scores": [{"path": r.path, "fake_probability": r.fake_probability} for r in scored]}
+               "reals_scored": len(scored), "no_face": sum(r.verdict == "no_face" for r in results + fakes),
+               "errors": sum(r.verdict == "error" for r in results + fakes),
+               "model_threshold": detector.threshold,
+               "reals_at_model_threshold": sum(p >= detector.threshold for p in scores),
+               "fakes_scored": len(fake_scores), "fakes_caught": sum(p >= threshold for p in fake_scores),
+               "fakes_at_model_threshold": sum(p >= detector.threshold for p in fake_scores),
+               "scores": [{"path": r.path, "label": label, "fake_probability": r.fake_probability}
+                          for label, rs in (("real", scored), ("fake", fakes)) for r in rs
+                          if r.fake_probability is not None]}
     if args.json:
         json.dump(summary, sys.stdout, indent=2)
         sys.stdout.write("\n")
@@ -85,12 +94,16 @@ def run(args) -> int:
 
 
 def print_summary(s: dict) -> None:
-    ps = sorted(x["fake_probability"] for x in s["scores"])
+    ps = sorted(x["fake_probability"] for x in s["scores"] if x["label"] == "real")
     rows = [["reals scored", str(s["reals_scored"])], ["without a face / unreadable", f"{s['no_face']} / {s['errors']}"],
             ["their fake_p (min / median / max)", f"{ps[0]:.3f} / {ps[len(ps) // 2]:.3f} / {ps[-1]:.3f}"],
-            [f"called fake at the model's threshold ({s['model_threshold']:.2f})",
+            [f"reals called fake at the model's threshold ({s['model_threshold']:.2f})",
              f"{s['reals_at_model_threshold']} of {s['reals_scored']}"],
             [f"threshold for at most {s['false_alarm']:.0%} false alarms", f"{s['threshold']:.4f}"]]
+    if s["fakes_scored"]:
+        rows += [[f"known fakes caught at the model's threshold ({s['model_threshold']:.2f})",
+                  f"{s['fakes_at_model_threshold']} of {s['fakes_scored']}"],
+                 ["known fakes caught at the new threshold", f"{s['fakes_caught']} of {s['fakes_scored']}"]]
     print(format_table(["", ""], rows, "lr").split("\n", 2)[2])
     print(f"\nuse it:  fak3zer0 detect --threshold {s['threshold']:.4f} PATH...   (scan and serve take --threshold too)")
     print("the bound holds for footage like these reals; a higher threshold also misses more fakes (see --help)")
