@@ -110,10 +110,10 @@ def run(args) -> int:
     else:
         headers = ["file", "verdict", "fake_p", "faces", "frames", "seconds"]
         print(format_table(headers, [_row(r) for r in results], "llrrrr"))
-        print(f"\nmodel: {detector.model_name}   threshold: {detector.threshold:.2f}")
+        print(f"\nmodel: {detector.model_name}   threshold: {detector.threshold:.4g}")
         card = model_card(detector.model_name)
         if card and any(r.fake_probability is not None for r in results):
             print(f"note: fake_p is calibrated on the model's training sources; footage from elsewhere often scores "
-                  f"too high (model card: {card}). `fak3zer0 threshold REALS...` sets a threshold from your own real "
-                  f"footage that bounds false alarms")
+                  f"too high\n      (model card: {card});\n      `fak3zer0 threshold REALS...` sets a threshold from "
+                  f"your own genuine footage that bounds false alarms")
     return 1 if any(r.verdict == "error" for r in results) else 0
