@@ -196,19 +196,20 @@ def paired_gains(pairs: list[list[dict]], labels: list[np.ndarray], best: float,
     return [paired_auc_difference(y, at(rows, best), at(rows, w)) for rows, y, w in zip(pairs, labels, v4)]
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_direction_arguments(ap: argparse.ArgumentParser) -> None:
+    """What :func:`direction_scores` reads: --images, --videos, --direction (repeatable), --max-crops, --work,
+    --threads. Shared by the benches built on this script's logit cache."""
     ap.add_argument("--images", type=Path, required=True, help="dev image cache (tools/prep_dev_images.py)")
     ap.add_argument("--videos", type=Path, required=True, help="dev video cache (fak3zer0 preprocess)")
     ap.add_argument("--direction", nargs=3, action="append", required=True, metavar=("LEFT_OUT", "MIXED", "SBI"),
-                    help=f"members trained without LEFT_OUT ({', '.join(LEFT_OUT_INPUTS)}); repeat for seeds")
-    ap.add_argument("--shipped", type=Path, nargs=2, required=True, metavar=("FIRST", "SBI"),
-                    help="the shipped ensemble's two members (their val AUC by weight decides check 3)")
-    ap.add_argument("--rule", type=Path, required=True, help="the decision rule as written before the sweep")
+                    help=f"members trained without LEFT_OUT ({', '.join(LEFT_OUT_INPUTS)})")
     ap.add_argument("--max-crops", type=int, default=16, help="crops per left-out video (as source_eval)")
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--work", type=Path, default=ROOT / "runs/weight_cv")
-    ap.add_argument("--out", type=Path, default=ROOT / "bench/results/ensemble_weight_cv.json")
+    ap.add_argument("--work", type=Path, default=ROOT / "runs/weight_cv", help="the logit cache")
+
+
+def parse_direction_arguments(ap: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    """``ap.parse_args(argv)``, refusing unknown left-out sources; sets torch's thread count."""
     args = ap.parse_args(argv)
     bad = [d[0] for d in args.direction if d[0] not in LEFT_OUT_INPUTS]
     if bad:
@@ -216,6 +217,17 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     torch.set_num_threads(args.threads)
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_direction_arguments(ap)
+    ap.add_argument("--shipped", type=Path, nargs=2, required=True, metavar=("FIRST", "SBI"),
+                    help="the shipped ensemble's two members (their val AUC by weight decides check 3)")
+    ap.add_argument("--rule", type=Path, required=True, help="the decision rule as written before the sweep")
+    ap.add_argument("--out", type=Path, default=ROOT / "bench/results/ensemble_weight_cv.json")
+    args = parse_direction_arguments(ap, argv)
     directions: dict[str, list[list[dict]]] = defaultdict(list)
     labels: dict[str, list[np.ndarray]] = defaultdict(list)
     for left_out, mixed, sbi in args.direction:

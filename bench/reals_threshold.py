@@ -58,9 +58,9 @@ def simulate(p: np.ndarray, y: np.ndarray, k: int, alpha: float, draws: int, see
 def sub_sources(cache: Path, group: str) -> list[str]:
     """The manifest source of every left-out input, in bench/source_eval.py's order."""
     from fak3zer0.data.cache import FaceCropCache
+    from source_eval import source_group
 
-    rows = [e for e in FaceCropCache(cache).filter() if e.get("source", "").startswith("DFDC") == (group == "DFDC")]
-    return [e.get("source", "") for e in rows]
+    return [e.get("source", "") for e in FaceCropCache(cache).filter() if source_group(e) == group]
 
 
 def across_sub_sources(p: np.ndarray, y: np.ndarray, sources: list[str], alpha: float) -> list[dict]:
@@ -80,20 +80,16 @@ def across_sub_sources(p: np.ndarray, y: np.ndarray, sources: list[str], alpha: 
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--images", type=Path, required=True)
-    ap.add_argument("--videos", type=Path, required=True)
-    ap.add_argument("--direction", nargs=3, action="append", required=True, metavar=("LEFT_OUT", "MIXED", "SBI"))
-    ap.add_argument("--work", type=Path, default=ROOT / "runs/weight_cv", help="bench/ensemble_weight_cv.py's cache")
-    ap.add_argument("--max-crops", type=int, default=16)
-    ap.add_argument("--draws", type=int, default=2000)
-    ap.add_argument("--rule", type=Path, default=None)
-    ap.add_argument("--out", type=Path, default=ROOT / "bench/results/reals_threshold.json")
-    args = ap.parse_args(argv)
-    from ensemble_weight_cv import LEFT_OUT_INPUTS, direction_scores
+    from ensemble_weight_cv import LEFT_OUT_INPUTS, add_direction_arguments, direction_scores, parse_direction_arguments
     from fak3zer0.evaluate.metrics import reals_needed
     from unseen_calibration import direction_model
 
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_direction_arguments(ap)
+    ap.add_argument("--draws", type=int, default=2000)
+    ap.add_argument("--rule", type=Path, default=None)
+    ap.add_argument("--out", type=Path, default=ROOT / "bench/results/reals_threshold.json")
+    args = parse_direction_arguments(ap, argv)
     result = {"rule": args.rule.read_text() if args.rule else None,
               "directions": [list(d) for d in args.direction], "draws": [], "fixed_0_5": {}, "across_sub_sources": []}
     print(f"{'left out':<13} {'k':>3} {'alpha':>5} {'test reals':>10} {'false alarms':>12} {'p95':>6} "

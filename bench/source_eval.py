@@ -26,6 +26,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def source_group(entry: dict) -> str:
+    """A cache entry's source group: "DFDC" (source name starts with DFDC) or "talking-face" (the rest)."""
+    return "DFDC" if entry.get("source", "").startswith("DFDC") else "talking-face"
+
+
 def load_inputs(caches: list[Path], size: int, max_crops: int, splits: list[str], val: float = 0.1,
                 test: float = 0.1):
     """[(cache kind, source group, split, label, crops uint8 (K, S, S, 3))] for every usable entry in
@@ -38,7 +43,7 @@ def load_inputs(caches: list[Path], size: int, max_crops: int, splits: list[str]
     for path in caches:
         cache = FaceCropCache(path)
         for e in cache.filter():
-            group = "DFDC" if e.get("source", "").startswith("DFDC") else "talking-face"
+            group = source_group(e)
             split = recipe_split(e["group"], 0, val, test)
             if "all" not in splits and split not in splits:
                 continue

@@ -73,17 +73,13 @@ def input_metrics(model: dict, a: float, b: float) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from ensemble_weight_cv import add_direction_arguments, direction_scores, parse_direction_arguments
+
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--images", type=Path, required=True)
-    ap.add_argument("--videos", type=Path, required=True)
-    ap.add_argument("--direction", nargs=3, action="append", required=True, metavar=("LEFT_OUT", "MIXED", "SBI"))
-    ap.add_argument("--work", type=Path, default=ROOT / "runs/weight_cv", help="bench/ensemble_weight_cv.py's cache")
-    ap.add_argument("--max-crops", type=int, default=16)
+    add_direction_arguments(ap)
     ap.add_argument("--rule", type=Path, default=None)
     ap.add_argument("--out", type=Path, default=ROOT / "bench/results/unseen_calibration.json")
-    args = ap.parse_args(argv)
-    from ensemble_weight_cv import direction_scores
-
+    args = parse_direction_arguments(ap, argv)
     if len({d[0] for d in args.direction}) != len(args.direction):
         ap.error("one --direction per left-out source: each is fitted on the others")
     models = {left: direction_model(direction_scores(args, left, Path(m), Path(s))) for left, m, s in args.direction}

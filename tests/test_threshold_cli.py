@@ -28,6 +28,11 @@ def _json(capsys) -> dict:
     return json.loads(capsys.readouterr().out)
 
 
+def _threshold(checkpoint: Path, false_alarm: float, *paths) -> int:
+    return cli_main(["threshold", "--model", str(checkpoint), "--frames", "2", "--no-progress",
+                     "--false-alarm", str(false_alarm), *map(str, paths)])
+
+
 def test_threshold_from_reals_flags_none_of_them_at_the_smallest_count(reals, media_dir, tiny_checkpoint, capsys):
     model = ["--model", str(tiny_checkpoint), "--frames", "2", "--no-progress"]
     rc = cli_main(["threshold", *model, "--false-alarm", "0.2", "--json", str(reals), str(media_dir / "no_face.png")])
@@ -47,16 +52,14 @@ def test_threshold_from_reals_flags_none_of_them_at_the_smallest_count(reals, me
 
 
 def test_threshold_refuses_too_few_reals_and_says_how_many(reals, tiny_checkpoint, capsys):
-    rc = cli_main(["threshold", "--model", str(tiny_checkpoint), "--frames", "2", "--no-progress",
-                   "--false-alarm", "0.1", str(reals)])
+    rc = _threshold(tiny_checkpoint, 0.1, reals)
     err = capsys.readouterr().err
     assert rc == 1
     assert "needs at least 9" in err and "5 of 5" in err
 
 
 def test_threshold_readable_summary(reals, tiny_checkpoint, capsys):
-    rc = cli_main(["threshold", "--model", str(tiny_checkpoint), "--frames", "2", "--no-progress",
-                   "--false-alarm", "0.25", str(reals)])
+    rc = _threshold(tiny_checkpoint, 0.25, reals)
     out = capsys.readouterr().out
     assert rc == 0
     assert "reals scored" in out and "5" in out

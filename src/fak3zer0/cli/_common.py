@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from fak3zer0 import defaults
 
@@ -56,3 +57,60 @@ def format_table(headers: list[str], rows: list[list[str]], align: str | None = 
         return "  ".join(str(c).rjust(w) if a == "r" else str(c).ljust(w) for c, w, a in zip(row, widths, align)).rstrip()
     line = "  ".join("-" * w for w in widths)
     return "\n".join([fmt(headers), line] + [fmt(r) for r in rows])
+
+
+def collect_paths(args) -> list[str]:
+    """The PATH arguments plus the lines of --inputs-from (blank lines and # comments skipped)."""
+    paths = list(args.paths)
+    if args.inputs_from:
+        text = Path(args.inputs_from).read_text(encoding="utf-8")
+        paths += [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
+    return paths
+
+
+def make_detector(args):
+    """The Detector the model options in ``args`` describe."""
+    from fak3zer0.api.detector import Detector
+
+    return Detector(args.model, frames=args.frames, threshold=getattr(args, "threshold", None), device=args.device,
+                    face_detector=args.face_detector, threads=args.threads, detect_every=args.detect_every,
+                    full_detect_every=args.full_detect_every, backend=args.backend)
+
+
+def analyse(items, detector, progress: bool | None, heatmap_dir: str | None = None) -> list:
+    """Every discovered input's VideoVerdict, with progress bars on stderr when wanted; unreadable inputs and
+    inputs without a face are reported on stderr as they come."""
+    from fak3zer0.api.results import VideoVerdict
+
+    show = progress_enabled(progress)
+    results: list[VideoVerdict] = []
+    bar = frames_bar = None
+    if show:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(items), desc="files", unit="file", file=sys.stderr, leave=False, position=0)
+        frames_bar = tqdm(total=0, desc="frames", unit="frame", file=sys.stderr, leave=False, position=1)
+
+    def on_progress(stage: str, done: int, total: int) -> None:
+        if frames_bar is not None:
+            frames_bar.total = total
+            frames_bar.n = done
+            frames_bar.refresh()
+
+    for item in items:
+        if item.error:
+            verdict = VideoVerdict.failed(item.path, item.error, model=detector.model_name)
+        else:
+            verdict = detector.detect(item.path, heatmap_dir=heatmap_dir, progress=on_progress if show else None)
+        results.append(verdict)
+        if verdict.verdict == "error":
+            print(f"fak3zer0: {verdict.path}: {verdict.error}", file=sys.stderr)
+        elif verdict.verdict == "no_face":
+            print(f"fak3zer0: {verdict.path}: no face found in {verdict.frames_used} frame(s)", file=sys.stderr)
+        if bar:
+            bar.set_postfix_str(Path(item.path).name[:30])
+            bar.update(1)
+    if bar:
+        frames_bar.close()
+        bar.close()
+    return results

@@ -4,9 +4,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 
-from fak3zer0.cli._common import add_model_options, add_progress_option, format_table, progress_enabled
+from fak3zer0.cli._common import (add_model_options, add_progress_option, analyse, collect_paths, format_table,
+                                  make_detector)
 
 DESCRIPTION = """Decide whether the faces in videos/images are real or manipulated.
 
@@ -31,66 +31,10 @@ def register(sub) -> argparse.ArgumentParser:
     return p
 
 
-def collect_paths(args) -> list[str]:
-    paths = list(args.paths)
-    if args.inputs_from:
-        text = Path(args.inputs_from).read_text(encoding="utf-8")
-        paths += [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
-    return paths
-
-
 def _row(v) -> list[str]:
     p = "-" if v.fake_probability is None else f"{v.fake_probability:.3f}"
     return [v.path, v.verdict.upper() if v.verdict == "fake" else v.verdict, p, str(len(v.faces)),
             str(v.frames_used), f"{v.seconds:.2f}"]
-
-
-def make_detector(args):
-    """The Detector the model options in ``args`` describe."""
-    from fak3zer0.api.detector import Detector
-
-    return Detector(args.model, frames=args.frames, threshold=getattr(args, "threshold", None), device=args.device,
-                    face_detector=args.face_detector, threads=args.threads, detect_every=args.detect_every,
-                    full_detect_every=args.full_detect_every, backend=args.backend)
-
-
-def analyse(items, detector, progress: bool | None, heatmap_dir: str | None = None) -> list:
-    """Every discovered input's VideoVerdict, with progress bars on stderr when wanted; unreadable inputs and
-    inputs without a face are reported on stderr as they come."""
-    from fak3zer0.api.results import VideoVerdict
-
-    show = progress_enabled(progress)
-    results: list[VideoVerdict] = []
-    bar = frames_bar = None
-    if show:
-        from tqdm import tqdm
-
-        bar = tqdm(total=len(items), desc="files", unit="file", file=sys.stderr, leave=False, position=0)
-        frames_bar = tqdm(total=0, desc="frames", unit="frame", file=sys.stderr, leave=False, position=1)
-
-    def on_progress(stage: str, done: int, total: int) -> None:
-        if frames_bar is not None:
-            frames_bar.total = total
-            frames_bar.n = done
-            frames_bar.refresh()
-
-    for item in items:
-        if item.error:
-            verdict = VideoVerdict.failed(item.path, item.error, model=detector.model_name)
-        else:
-            verdict = detector.detect(item.path, heatmap_dir=heatmap_dir, progress=on_progress if show else None)
-        results.append(verdict)
-        if verdict.verdict == "error":
-            print(f"fak3zer0: {verdict.path}: {verdict.error}", file=sys.stderr)
-        elif verdict.verdict == "no_face":
-            print(f"fak3zer0: {verdict.path}: no face found in {verdict.frames_used} frame(s)", file=sys.stderr)
-        if bar:
-            bar.set_postfix_str(Path(item.path).name[:30])
-            bar.update(1)
-    if bar:
-        frames_bar.close()
-        bar.close()
-    return results
 
 
 def run(args) -> int:

@@ -7,8 +7,8 @@ import math
 import sys
 
 from fak3zer0 import defaults
-from fak3zer0.cli._common import add_model_options, add_progress_option, format_table
-from fak3zer0.cli.detect import analyse, collect_paths, make_detector
+from fak3zer0.cli._common import (add_model_options, add_progress_option, analyse, collect_paths, format_table,
+                                  make_detector)
 
 DESCRIPTION = """Set the fake threshold from real footage of the kind you will check.
 
