@@ -69,6 +69,20 @@ def test_verdict_follows_threshold(tiny_checkpoint, media_dir):
     assert low.fake_probability == pytest.approx(high.fake_probability)
 
 
+def test_fake_frames_counts_the_most_suspicious_faces_frames_at_the_threshold():
+    from fak3zer0.api.results import FaceVerdict, FrameScore
+    from fak3zer0.cli.detect import fake_frames
+
+    def face(track, probs):
+        frames = [FrameScore(i, i / 10, (0, 0, 1, 1), p) for i, p in enumerate(probs)]
+        return FaceVerdict(track, float(np.mean(probs)), frames)
+
+    v = VideoVerdict("clip.mp4", "fake", 0.7, [face(0, [0.1, 0.2, 0.3]), face(1, [0.9, 0.4, 0.8, 0.7])], 4)
+    assert fake_frames(v, 0.5) == "3/4"                      # face 1 (mean 0.7); 0.4 is below
+    assert fake_frames(v, 0.8) == "2/4"                      # at or above: 0.8 counts
+    assert fake_frames(VideoVerdict("x.png", "no_face", None, [], 1), 0.5) == "-"
+
+
 def test_no_face_image(detector, media_dir):
     v = detector.detect(media_dir / "no_face.png")
     assert v.verdict == "no_face" and v.fake_probability is None and v.faces == [] and v.error is None
@@ -202,7 +216,7 @@ def test_all_good_exit_zero_and_table(media_dir, tiny_checkpoint, capsys):
     out = capsys.readouterr().out
     assert rc == 0
     header = out.splitlines()[0].split()
-    assert header == ["file", "verdict", "fake_p", "faces", "frames", "seconds"]
+    assert header == ["file", "verdict", "fake_p", "fake_frames", "faces", "frames", "seconds"]
     assert "astronaut.png" in out and "no_face" in out
 
 

@@ -31,10 +31,18 @@ def register(sub) -> argparse.ArgumentParser:
     return p
 
 
-def _row(v) -> list[str]:
+def fake_frames(v, threshold: float) -> str:
+    """``k/n``: of the most suspicious face's n scored frames, k are at or above ``threshold`` ("-" without a face)."""
+    if not v.faces:
+        return "-"
+    face = max(v.faces, key=lambda f: f.fake_probability)
+    return f"{sum(fr.fake_probability >= threshold for fr in face.frames)}/{len(face.frames)}"
+
+
+def _row(v, threshold: float) -> list[str]:
     p = "-" if v.fake_probability is None else f"{v.fake_probability:.3f}"
-    return [v.path, v.verdict.upper() if v.verdict == "fake" else v.verdict, p, str(len(v.faces)),
-            str(v.frames_used), f"{v.seconds:.2f}"]
+    return [v.path, v.verdict.upper() if v.verdict == "fake" else v.verdict, p, fake_frames(v, threshold),
+            str(len(v.faces)), str(v.frames_used), f"{v.seconds:.2f}"]
 
 
 def run(args) -> int:
@@ -52,8 +60,8 @@ def run(args) -> int:
         json.dump([r.to_dict() for r in results], sys.stdout, indent=2)
         sys.stdout.write("\n")
     else:
-        headers = ["file", "verdict", "fake_p", "faces", "frames", "seconds"]
-        print(format_table(headers, [_row(r) for r in results], "llrrrr"))
+        headers = ["file", "verdict", "fake_p", "fake_frames", "faces", "frames", "seconds"]
+        print(format_table(headers, [_row(r, detector.threshold) for r in results], "llrrrrr"))
         print(f"\nmodel: {detector.model_name}   threshold: {detector.threshold:.4g}")
         card = model_card(detector.model_name)
         if card and any(r.fake_probability is not None for r in results):
