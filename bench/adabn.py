@@ -70,12 +70,11 @@ def compare(y: np.ndarray, adapted: np.ndarray, base: np.ndarray) -> dict:
 
 def run_pair(args, left: str, mixed: Path, sbi: Path) -> dict[str, dict]:
     from ensemble_weight_cv import LEFT_OUT_INPUTS, direction_scores, left_out_inputs, member_logits, pair_model
-    from ensemble_weight_cv import sweep, v4_weight
+    from unseen_calibration import direction_model
 
     scores = direction_scores(args, left, mixed, sbi)
-    rows = sweep(scores)
-    weight = v4_weight(rows)
-    temperature = next(r["temperature"] for r in rows if r["weight"] == weight)
+    v4 = direction_model(scores)
+    weight, temperature = v4["weight"], v4["temperature"]
     model = pair_model(mixed, sbi)
     kind, group = LEFT_OUT_INPUTS[left]
     inputs, y = left_out_inputs(getattr(args, kind), group, model.input_spec.size, args.max_crops)

@@ -35,7 +35,8 @@ def summary(y: np.ndarray, probs: list[np.ndarray]) -> dict:
 def main(argv: list[str] | None = None) -> int:
     from adabn import adapt_batchnorm, input_probs
     from ensemble_weight_cv import (LEFT_OUT_INPUTS, add_direction_arguments, direction_scores, left_out_inputs,
-                                    member_logits, pair_model, parse_direction_arguments, sweep, v4_weight)
+                                    member_logits, pair_model, parse_direction_arguments)
+    from unseen_calibration import direction_model
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_direction_arguments(ap)
@@ -47,9 +48,8 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("one --direction (one member pair)")
     left, mixed, sbi = args.direction[0]
     scores = direction_scores(args, left, Path(mixed), Path(sbi))
-    rows = sweep(scores)
-    weight = v4_weight(rows)
-    temperature = next(r["temperature"] for r in rows if r["weight"] == weight)
+    v4 = direction_model(scores)
+    weight, temperature = v4["weight"], v4["temperature"]
     model = pair_model(Path(mixed), Path(sbi))
     kind, group = LEFT_OUT_INPUTS[left]
     inputs, y = left_out_inputs(getattr(args, kind), group, model.input_spec.size, args.max_crops)
