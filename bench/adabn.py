@@ -49,14 +49,6 @@ def adapt_batchnorm(model, crops: np.ndarray, batch: int = BATCH, seed: int = 0)
     return model.eval()
 
 
-def input_probs(logits: np.ndarray, weight: float, temperature: float, counts: np.ndarray) -> np.ndarray:
-    from fak3zer0.evaluate.metrics import sigmoid
-    from fak3zer0.train.recipe import weighted_logits
-    from source_eval import per_input
-
-    return per_input(sigmoid(weighted_logits(*logits, weight) / temperature), counts)
-
-
 def compare(y: np.ndarray, adapted: np.ndarray, base: np.ndarray) -> dict:
     from fak3zer0.evaluate.metrics import paired_auc_difference, roc_auc
 
@@ -69,7 +61,8 @@ def compare(y: np.ndarray, adapted: np.ndarray, base: np.ndarray) -> dict:
 
 
 def run_pair(args, left: str, mixed: Path, sbi: Path) -> dict[str, dict]:
-    from ensemble_weight_cv import LEFT_OUT_INPUTS, direction_scores, left_out_inputs, member_logits, pair_model
+    from ensemble_weight_cv import (LEFT_OUT_INPUTS, direction_scores, input_probs, left_out_inputs, member_logits,
+                                    pair_model)
     from unseen_calibration import direction_model
 
     scores = direction_scores(args, left, mixed, sbi)

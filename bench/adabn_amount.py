@@ -33,9 +33,9 @@ def summary(y: np.ndarray, probs: list[np.ndarray]) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from adabn import adapt_batchnorm, input_probs
-    from ensemble_weight_cv import (LEFT_OUT_INPUTS, add_direction_arguments, direction_scores, left_out_inputs,
-                                    member_logits, pair_model, parse_direction_arguments)
+    from adabn import adapt_batchnorm
+    from ensemble_weight_cv import (LEFT_OUT_INPUTS, add_direction_arguments, direction_scores, input_probs,
+                                    left_out_inputs, member_logits, pair_model, parse_direction_arguments)
     from unseen_calibration import direction_model
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

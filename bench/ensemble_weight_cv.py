@@ -98,20 +98,29 @@ def direction_scores(args, left_out: str, mixed: Path, sbi: Path) -> dict[str, n
     return cached(args.work, left_out, f"{left_out}|{mixed.resolve()}|{sbi.resolve()}|{args.max_crops}", make)
 
 
-def sweep(scores: dict[str, np.ndarray], weights=WEIGHTS) -> list[dict]:
-    """Per weight: validation AUC, the refitted temperature and the left-out inputs' AUC / log loss /
-    accuracy / share of reals and fakes called fake at 0.5; with the left-out scores themselves (``p``)."""
-    from fak3zer0.evaluate.metrics import fit_temperature, log_loss, roc_auc, sigmoid
+def input_probs(logits: np.ndarray, weight: float, temperature: float, counts) -> np.ndarray:
+    """Each input's probability from its crops' member logits ``(2, n)``: the pair joined at ``weight``, scaled by
+    ``temperature``, averaged over the input's crops (``counts`` consecutive crops each)."""
+    from fak3zer0.evaluate.metrics import sigmoid
     from fak3zer0.train.recipe import weighted_logits
 
     from source_eval import per_input
+
+    return per_input(sigmoid(weighted_logits(*logits, weight) / temperature), counts)
+
+
+def sweep(scores: dict[str, np.ndarray], weights=WEIGHTS) -> list[dict]:
+    """Per weight: validation AUC, the refitted temperature and the left-out inputs' AUC / log loss /
+    accuracy / share of reals and fakes called fake at 0.5; with the left-out scores themselves (``p``)."""
+    from fak3zer0.evaluate.metrics import fit_temperature, log_loss, roc_auc
+    from fak3zer0.train.recipe import weighted_logits
 
     y_val, y = scores["val_labels"], scores["held_labels"]
     rows = []
     for w in weights:
         z_val = weighted_logits(*scores["val_logits"], w)
         t = fit_temperature(z_val, y_val)
-        p = per_input(sigmoid(weighted_logits(*scores["held_logits"], w) / t), scores["held_counts"])
+        p = input_probs(scores["held_logits"], w, t, scores["held_counts"])
         rows.append({"weight": w, "val_auc": roc_auc(y_val, z_val), "temperature": t, "auc": roc_auc(y, p),
                      "log_loss": log_loss(y, p), "accuracy": float(((p >= 0.5) == y).mean()),
                      "real_flagged": float((p[y == 0] >= 0.5).mean()),

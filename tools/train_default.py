@@ -26,7 +26,7 @@ from fak3zer0.evaluate.metrics import fit_temperature, roc_auc
 from fak3zer0.models import create_model
 from fak3zer0.models.checkpoint import save_checkpoint
 from fak3zer0.models.inputs import crops_to_tensor
-from fak3zer0.train.recipe import augment, augment_with_mask, load_crops, predict, recipe_split, split_metrics
+from fak3zer0.train.recipe import augment_with_mask, load_crops, predict, recipe_split, split_metrics
 
 
 class BoundaryHead(torch.nn.Module):
@@ -214,12 +214,9 @@ def main() -> None:
                 if sbi is not None and y == 0 and rng.random() < args.sbi:
                     img, mask = sbi(img, marks[i], rng)
                     y = 1
-                if head is None:
-                    imgs.append(augment(img, rng))
-                else:
-                    img, mask = augment_with_mask(img, mask, rng)
-                    imgs.append(img)
-                    masks.append(mask)
+                img, mask = augment_with_mask(img, mask, rng)  # the same image as augment() would give
+                imgs.append(img)
+                masks.append(mask)
                 ys.append(y)
             opt.zero_grad()
             boundary = (head, torch.from_numpy(np.stack(masks)), args.boundary_loss) if head else None
