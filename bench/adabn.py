@@ -60,20 +60,32 @@ def compare(y: np.ndarray, adapted: np.ndarray, base: np.ndarray) -> dict:
             "vs_base": paired_auc_difference(y, adapted, base), "adapted": flagged(adapted), "base": flagged(base)}
 
 
-def run_pair(args, left: str, mixed: Path, sbi: Path) -> dict[str, dict]:
-    from ensemble_weight_cv import (LEFT_OUT_INPUTS, direction_scores, input_probs, left_out_inputs, member_logits,
-                                    pair_model)
+def left_out_pair(args, left: str, mixed: Path, sbi: Path) -> dict:
+    """A direction's member pair (``model``), the v4 procedure's ``weight`` and ``temperature`` on it, its
+    cached ``scores`` and the left-out ``inputs`` (crops per input) with their ``labels``: what every
+    AdaBN bench starts from. Refuses when the crop caches no longer match the logit cache."""
+    from ensemble_weight_cv import LEFT_OUT_INPUTS, direction_scores, left_out_inputs, pair_model
     from unseen_calibration import direction_model
 
     scores = direction_scores(args, left, mixed, sbi)
     v4 = direction_model(scores)
-    weight, temperature = v4["weight"], v4["temperature"]
     model = pair_model(mixed, sbi)
     kind, group = LEFT_OUT_INPUTS[left]
     inputs, y = left_out_inputs(getattr(args, kind), group, model.input_spec.size, args.max_crops)
     counts = np.array([len(c) for c in inputs])
     if not np.array_equal(counts, scores["held_counts"]) or not np.array_equal(y, scores["held_labels"]):
         raise SystemExit(f"{left}: the caches no longer match the logit cache; rebuild it")
+    return {"model": model, "weight": v4["weight"], "temperature": v4["temperature"], "scores": scores,
+            "inputs": inputs, "labels": y}
+
+
+def run_pair(args, left: str, mixed: Path, sbi: Path) -> dict[str, dict]:
+    from ensemble_weight_cv import input_probs, member_logits
+
+    pair = left_out_pair(args, left, mixed, sbi)
+    model, weight, temperature, scores = pair["model"], pair["weight"], pair["temperature"], pair["scores"]
+    inputs, y = pair["inputs"], pair["labels"]
+    counts = np.array([len(c) for c in inputs])
     crops = np.concatenate(inputs)
     base = input_probs(scores["held_logits"], weight, temperature, counts)
     out = {}

@@ -33,10 +33,8 @@ def summary(y: np.ndarray, probs: list[np.ndarray]) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from adabn import adapt_batchnorm
-    from ensemble_weight_cv import (LEFT_OUT_INPUTS, add_direction_arguments, direction_scores, input_probs,
-                                    left_out_inputs, member_logits, pair_model, parse_direction_arguments)
-    from unseen_calibration import direction_model
+    from adabn import adapt_batchnorm, left_out_pair
+    from ensemble_weight_cv import add_direction_arguments, input_probs, member_logits, parse_direction_arguments
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_direction_arguments(ap)
@@ -47,12 +45,9 @@ def main(argv: list[str] | None = None) -> int:
     if len(args.direction) != 1:
         ap.error("one --direction (one member pair)")
     left, mixed, sbi = args.direction[0]
-    scores = direction_scores(args, left, Path(mixed), Path(sbi))
-    v4 = direction_model(scores)
-    weight, temperature = v4["weight"], v4["temperature"]
-    model = pair_model(Path(mixed), Path(sbi))
-    kind, group = LEFT_OUT_INPUTS[left]
-    inputs, y = left_out_inputs(getattr(args, kind), group, model.input_spec.size, args.max_crops)
+    pair = left_out_pair(args, left, Path(mixed), Path(sbi))
+    model, weight, temperature, scores = pair["model"], pair["weight"], pair["temperature"], pair["scores"]
+    inputs, y = pair["inputs"], pair["labels"]
     counts, crops = np.array([len(c) for c in inputs]), np.concatenate(inputs)
     score = lambda m: input_probs(member_logits(m, crops), weight, temperature, counts)  # noqa: E731
     result = {"rule": args.rule.read_text() if args.rule else None, "direction": args.direction[0],

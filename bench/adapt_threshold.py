@@ -79,16 +79,13 @@ def summarise(cells: dict, left: str, k: int, alpha: float, y: np.ndarray) -> di
 
 
 def run_direction(args, left: str, mixed: Path, sbi: Path) -> list[dict]:
-    from ensemble_weight_cv import LEFT_OUT_INPUTS, direction_scores, input_probs, left_out_inputs, pair_model
+    from adabn import left_out_pair
+    from ensemble_weight_cv import input_probs
     from fak3zer0.evaluate.metrics import reals_needed
-    from unseen_calibration import direction_model
 
-    scores = direction_scores(args, left, mixed, sbi)
-    v4 = direction_model(scores)
-    weight, temperature = v4["weight"], v4["temperature"]
-    model = pair_model(mixed, sbi)
-    kind, group = LEFT_OUT_INPUTS[left]
-    inputs, y = left_out_inputs(getattr(args, kind), group, model.input_spec.size, args.max_crops)
+    pair = left_out_pair(args, left, mixed, sbi)
+    model, weight, temperature, scores = pair["model"], pair["weight"], pair["temperature"], pair["scores"]
+    inputs, y = pair["inputs"], pair["labels"]
     base = input_probs(scores["held_logits"], weight, temperature, scores["held_counts"])
     keep = subset(y, left)
     inputs, y, base = [inputs[i] for i in keep], y[keep], base[keep]
