@@ -63,7 +63,7 @@ def draw_scores(model, inputs: list[np.ndarray], y: np.ndarray, k: int, seed: in
     return ref, probs
 
 
-def summarise(cells: dict, left: str, k: int, alpha: float, y: np.ndarray) -> dict:
+def summarise(cells: list[dict], left: str, k: int, alpha: float, y: np.ndarray) -> dict:
     from fak3zer0.evaluate.metrics import roc_auc
 
     out = {"left_out": left, "k": k, "alpha": alpha, "draws": len(cells)}

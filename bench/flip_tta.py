@@ -57,7 +57,8 @@ def procedure(scores: dict[str, np.ndarray]) -> dict:
     return next(r for r in rows if r["weight"] == w)
 
 
-def report(y: np.ndarray, row: dict) -> dict:
+def report(row: dict) -> dict:
+    """The figures of one procedure's row that the result file keeps."""
     return {"weight": row["weight"], "temperature": round(row["temperature"], 4), "val_auc": round(row["val_auc"], 4),
             "auc": round(row["auc"], 4), "log_loss": round(row["log_loss"], 4),
             "real_flagged": round(row["real_flagged"], 4), "fake_flagged": round(row["fake_flagged"], 4)}
@@ -81,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         base, tta = procedure(plain), procedure(tta_scores(args, left, Path(mixed), Path(sbi), plain))
         y = plain["held_labels"]
         d = paired_auc_difference(y, tta["p"], base["p"])
-        r = {"left_out": left, "inputs": int(len(y)), "tta": report(y, tta), "plain": report(y, base), "vs_plain": d}
+        r = {"left_out": left, "inputs": int(len(y)), "tta": report(tta), "plain": report(base), "vs_plain": d}
         result["rows"].append(r)
         print(f"{left:<13} {len(y):>6} {tta['auc']:>7.3f} {base['auc']:>6.3f} {d['difference']:>+7.3f} "
               f"[{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}] {tta['weight']:>5.2f}/{base['weight']:.2f} "
