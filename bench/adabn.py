@@ -30,8 +30,8 @@ BATCH = 32
 
 
 def adapt_batchnorm(model, crops: np.ndarray, batch: int = BATCH, seed: int = 0):
-    """A copy of ``model`` whose BatchNorm running statistics are the average over shuffled batches of
-    ``crops`` (every other layer in eval mode, so no dropout or drop-path)."""
+    """A copy of ``model`` (a member pair or one model) whose BatchNorm running statistics are the average
+    over shuffled batches of ``crops`` (every other layer in eval mode, so no dropout or drop-path)."""
     import torch
 
     from fak3zer0.models.inputs import crops_to_tensor
@@ -43,9 +43,10 @@ def adapt_batchnorm(model, crops: np.ndarray, batch: int = BATCH, seed: int = 0)
         bn.momentum = None  # cumulative average over the batches seen
         bn.train()
     order = np.random.default_rng(seed).permutation(len(crops))
+    forward = getattr(model, "member_logits", model)
     with torch.no_grad():
         for i in range(0, len(order), batch):
-            model.member_logits(crops_to_tensor(crops[np.sort(order[i:i + batch])], model.input_spec))
+            forward(crops_to_tensor(crops[np.sort(order[i:i + batch])], model.input_spec))
     return model.eval()
 
 
