@@ -68,6 +68,14 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
     "tf-real-only+sbi-face+lower@224-lite2": ("DFDC", _TF_ONLY + [
         "--real-only", "--sbi", "0.5", "--sbi-lower", "0.5", "--epochs", "6", "--lr", "3e-4", "--size", "224",
         "--model", "efficientnet_lite2"]),
+    # the same at 224 px on a random half / quarter of the DFDC real videos, for the same number of steps: does the
+    # number of distinct reals limit self-blend training? (bench/results/real_variety.json)
+    "dfdc-real-only+sbi-face+lower@224-g50": ("talking-face", _DFDC_ONLY + [
+        "--real-only", "--sbi", "0.5", "--sbi-lower", "0.5", "--epochs", "6", "--lr", "3e-4", "--size", "224",
+        "--group-share", "0.5"]),
+    "dfdc-real-only+sbi-face+lower@224-g25": ("talking-face", _DFDC_ONLY + [
+        "--real-only", "--sbi", "0.5", "--sbi-lower", "0.5", "--epochs", "12", "--lr", "3e-4", "--size", "224",
+        "--group-share", "0.25"]),
     # Meso4 trained the same way (from scratch: no pretrained weights exist for it; its own 256 px input)
     "meso4:dfdc+sbi-face+lower": ("talking-face", _DFDC_ONLY + _MESO4 + ["--sbi", "0.3", "--sbi-lower", "0.5",
                                                                          "--epochs", "3"]),

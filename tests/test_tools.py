@@ -250,3 +250,22 @@ def test_boundary_head_learns_where_the_seam_is():
     model(x)
     assert head.tap is None
     assert not any(k.startswith("conv") for k in model.state_dict())
+
+
+def test_group_share_keeps_whole_groups_reproducibly():
+    """--group-share: a seeded share of the leakage groups, each kept whole, and never none."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+    from train_default import keep_group_share
+
+    groups = [f"g{i // 3}" for i in range(30)]          # 10 groups of 3 entries
+    idx = np.arange(30)
+    half = keep_group_share(idx, groups, 0.5, seed=0)
+    assert len({groups[i] for i in half}) == 5 and len(half) == 15
+    for g in {groups[i] for i in half}:                 # whole groups only
+        assert sum(groups[i] == g for i in half) == 3
+    assert np.array_equal(half, keep_group_share(idx, groups, 0.5, seed=0))
+    assert not np.array_equal(half, keep_group_share(idx, groups, 0.5, seed=1))
+    assert len(keep_group_share(idx[:3], groups, 0.01, seed=0)) == 3
+    assert np.array_equal(keep_group_share(idx, groups, 1.0, seed=0), idx)

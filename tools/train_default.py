@@ -123,6 +123,14 @@ def finish(model: torch.nn.Module, crops, labels, splits, history: list, args, p
     return metrics
 
 
+def keep_group_share(idx: np.ndarray, groups: list[str], share: float, seed: int) -> np.ndarray:
+    """The entries of ``idx`` whose leakage group is in a seeded random ``share`` of their groups (at least one)."""
+    names = sorted({groups[i] for i in idx})
+    rng = np.random.default_rng([seed, 7])
+    kept = set(rng.choice(names, max(1, round(share * len(names))), replace=False).tolist())
+    return np.array([i for i in idx if groups[i] in kept], dtype=idx.dtype)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cache", type=Path, action="append", required=True, help="cache folder (repeatable)")
@@ -164,11 +172,16 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--max-train", type=int, default=0, help="cap on training images per epoch (0 = all)")
+    ap.add_argument("--group-share", type=float, default=1.0, metavar="F",
+                    help="train on a seeded random share F of the training split's leakage groups (val/test "
+                         "unchanged): how much does the number of distinct people/videos matter?")
     args = ap.parse_args()
     if args.micro_batch is not None and args.micro_batch < 1:
         ap.error("--micro-batch must be at least 1")
     if args.boundary_loss and not args.real_only:
         ap.error("--boundary-loss needs --real-only (the real deepfakes come without blend masks)")
+    if not 0 < args.group_share <= 1:
+        ap.error("--group-share must be in (0, 1]")
     if args.average_from is not None and not 0 <= args.average_from < args.epochs:
         ap.error(f"--average-from must name one of the {args.epochs} epochs (0-based)")
     torch.set_num_threads(args.threads)
@@ -182,6 +195,8 @@ def main() -> None:
         if args.sbi <= 0:
             raise SystemExit("--real-only needs --sbi > 0: without self-blended fakes there is nothing fake to learn")
         tr = tr[labels[tr] == 0]
+    if args.group_share < 1:
+        tr = keep_group_share(tr, groups, args.group_share, args.seed)
     print(f"train {len(tr)} val {len(va)} test {len(te)} (fake share {labels[tr].mean():.2f})", flush=True)
     model = create_model(args.model, pretrained=None if args.init else args.pretrained, size=args.size)
     if args.init:
