@@ -54,8 +54,7 @@ def read_left_out(cache_path: Path, left: str, size: int, max_crops: int) -> Lef
 
     want = "DFDC" if left == "dfdc" else "talking-face"
     cache = FaceCropCache(cache_path)
-    out = LeftOut([], [], np.zeros(0, int), [])
-    labels = []
+    out, labels = LeftOut([], [], np.zeros(0, int), []), []
     for e in cache.filter():
         if source_group(e) != want:
             continue
