@@ -33,7 +33,6 @@ STEPS, BATCH, LR, SBI_SHARE, LOWER_SHARE = 120, 16, 1e-4, 0.5, 0.5
 ALPHA = 0.10
 #: (cells: k, draws, gating) per left-out source
 CELLS = {"talking-face": [(20, 5, True)], "dfdc": [(20, 5, True), (200, 3, False)]}
-SOURCE = {"talking-face": "videos", "dfdc": "images"}
 
 
 @dataclass
@@ -45,38 +44,16 @@ class LeftOut:
     groups: list[str]
 
 
-def read_left_out(cache_path: Path, left: str, size: int, max_crops: int) -> LeftOut:
-    """Every input of the left-out source, in the order bench/source_eval.py reads them."""
-    import cv2
-
+def read_left_out(cache_path: Path, group: str, size: int, max_crops: int) -> LeftOut:
+    """Every input of the source ``group``, in the order bench/source_eval.py reads them."""
     from fak3zer0.data.cache import FaceCropCache
     from source_eval import source_group
 
-    want = "DFDC" if left == "dfdc" else "talking-face"
     cache = FaceCropCache(cache_path)
-    out, labels = LeftOut([], [], np.zeros(0, int), []), []
-    for e in cache.filter():
-        if source_group(e) != want:
-            continue
-        z = cache.load(e)
-        take = np.unique(np.linspace(0, len(z["crops"]) - 1, min(len(z["crops"]), max_crops)).round().astype(int))
-        crops, marks = z["crops"][take], z["landmarks"][take].astype(np.float32)
-        if crops.shape[1] != size:
-            marks = marks * (size / crops.shape[1])
-            crops = np.stack([cv2.resize(c, (size, size), interpolation=cv2.INTER_AREA) for c in crops])
-        out.crops.append(crops)
-        out.marks.append(marks)
-        out.groups.append(e["group"])
-        labels.append(int(e["label"]))
-    out.labels = np.array(labels)
-    return out
-
-
-def scored_subset(left: str, y: np.ndarray) -> np.ndarray:
-    """The inputs this bench scores: all talking-face clips, or bench/adapt_threshold.py's DFDC subset."""
-    from adapt_threshold import subset
-
-    return subset(y, left)
+    entries = [e for e in cache.filter() if source_group(e) == group]
+    pairs = [cache.crops_with_landmarks(e, size, max_crops) for e in entries]
+    return LeftOut([c for c, _ in pairs], [m for _, m in pairs], np.array([int(e["label"]) for e in entries]),
+                   [e["group"] for e in entries])
 
 
 def sbi_finetune(model, crops: np.ndarray, marks: np.ndarray, seed: int):
@@ -132,43 +109,41 @@ def rates(p_ref: np.ndarray, p: np.ndarray, y: np.ndarray) -> dict:
 
 
 def one_draw(model, temperature: float, data: LeftOut, scored: np.ndarray, k: int, seed: int, base: np.ndarray) -> dict:
-    """One draw of k reals: AUC and rates of the unadapted, AdaBN and SBI-fine-tuned model on the rest."""
+    """One draw of k reals: AUC and rates of the unadapted, AdaBN and SBI-fine-tuned model on the rest
+    (``base``: the unadapted scores of the ``scored`` inputs)."""
     from adabn import adapt_batchnorm
     from fak3zer0.evaluate.metrics import paired_auc_difference, roc_auc
 
-    reals = scored[data.labels[scored] == 0]
-    ref = np.sort(np.random.default_rng(seed).choice(reals, k, replace=False))
-    drawn = {data.groups[i] for i in ref}
-    keep = np.array([i for i in scored if data.groups[i] not in drawn])
-    y = data.labels[keep]
-    ref_crops = np.concatenate([data.crops[i] for i in ref])
-    ref_marks = np.concatenate([data.marks[i] for i in ref])
-    arms = {"unadapted": model, "adabn": adapt_batchnorm(model, ref_crops),
-            "sbi_finetune": sbi_finetune(model, ref_crops, ref_marks, seed)}
-    index = {int(i): n for n, i in enumerate(scored)}
-    out = {"k": k, "seed": seed, "scored": int(len(keep)), "reals": int((y == 0).sum()), "fakes": int((y == 1).sum())}
-    probs = {}
-    for name, m in arms.items():
-        if name == "unadapted":
-            p_all = base
-        else:
-            p_all = input_scores(m, temperature, [data.crops[i] for i in scored])
-        probs[name] = p_all[[index[int(i)] for i in keep]]
-        out[name] = {"auc": round(roc_auc(y, probs[name]), 4),
-                     **rates(p_all[[index[int(i)] for i in ref]], probs[name], y)}
+    # positions within ``scored`` (sorted, so ``scored[ref]`` is sorted too)
+    ref = np.sort(np.random.default_rng(seed).choice(np.flatnonzero(data.labels[scored] == 0), k, replace=False))
+    drawn = {data.groups[i] for i in scored[ref]}
+    keep = np.array([data.groups[i] not in drawn for i in scored])
+    y = data.labels[scored][keep]
+    ref_crops = np.concatenate([data.crops[i] for i in scored[ref]])
+    ref_marks = np.concatenate([data.marks[i] for i in scored[ref]])
+    inputs = [data.crops[i] for i in scored]
+    scores = {"unadapted": base,
+              "adabn": input_scores(adapt_batchnorm(model, ref_crops), temperature, inputs),
+              "sbi_finetune": input_scores(sbi_finetune(model, ref_crops, ref_marks, seed), temperature, inputs)}
+    out = {"k": k, "seed": seed, "scored": int(keep.sum()), "reals": int((y == 0).sum()), "fakes": int((y == 1).sum())}
+    for name, p in scores.items():
+        out[name] = {"auc": round(roc_auc(y, p[keep]), 4), **rates(p[ref], p[keep], y)}
     for name in ("adabn", "sbi_finetune"):
-        out[name]["vs_unadapted"] = paired_auc_difference(y, probs[name], probs["unadapted"])
+        out[name]["vs_unadapted"] = paired_auc_difference(y, scores[name][keep], base[keep])
     return out
 
 
 def run_direction(args, left: str, checkpoint: Path) -> dict:
+    from adapt_threshold import subset
+    from ensemble_weight_cv import LEFT_OUT_INPUTS
     from fak3zer0.evaluate.metrics import roc_auc
     from fak3zer0.models.checkpoint import load_checkpoint
 
     loaded = load_checkpoint(checkpoint)
     model, temperature = loaded.model.eval(), float(loaded.temperature)
-    data = read_left_out(getattr(args, SOURCE[left]), left, model.input_spec.size, args.max_crops)
-    scored = scored_subset(left, data.labels)
+    kind, group = LEFT_OUT_INPUTS[left]
+    data = read_left_out(getattr(args, kind), group, model.input_spec.size, args.max_crops)
+    scored = subset(data.labels, left)  # all talking-face clips, or adapt_threshold's DFDC subset
     base = input_scores(model, temperature, [data.crops[i] for i in scored])
     result = {"checkpoint": str(checkpoint), "temperature": temperature, "inputs": int(len(scored)),
               "unadapted_auc_all": round(roc_auc(data.labels[scored], base), 4), "draws": []}
@@ -221,7 +196,10 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"unknown left-out source {bad[0]!r}: one of {', '.join(CELLS)}")
     if bool(args.direction) == bool(args.merge):
         ap.error("give --direction (run) or --merge (join earlier runs), not both or neither")
-    missing = [f"--{SOURCE[left]}" for left, _ in args.direction if getattr(args, SOURCE[left]) is None]
+    from ensemble_weight_cv import LEFT_OUT_INPUTS
+
+    missing = [f"--{LEFT_OUT_INPUTS[left][0]}" for left, _ in args.direction
+               if getattr(args, LEFT_OUT_INPUTS[left][0]) is None]
     if missing:
         ap.error(f"{missing[0]} is needed for the directions given")
     import torch

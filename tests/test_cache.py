@@ -259,3 +259,21 @@ def test_same_relative_path_from_two_roots_refused(dataset, tmp_path):
 def test_not_a_cache(tmp_path):
     with pytest.raises(DatasetError, match="no cache.json"):
         FaceCropCache(tmp_path)
+
+
+def test_crops_with_landmarks_match_crops_and_follow_the_resize(tmp_path):
+    """The same crops as ``crops()``, evenly spread, with landmarks scaled to the returned size."""
+    from conftest import VIDEO_CROP, write_video_cache
+
+    from fak3zer0.data.cache import spread_evenly
+
+    store = FaceCropCache(write_video_cache(tmp_path / "v", n_videos=2, crops=5))
+    entry = store.filter()[0]
+    raw = store.load(entry)
+    for size, at_most in ((VIDEO_CROP, None), (36, 3)):
+        crops, marks = store.crops_with_landmarks(entry, size, at_most)
+        assert np.array_equal(crops, store.crops(entry, size, at_most))
+        take = spread_evenly(len(raw["crops"]), at_most)
+        assert crops.shape == (len(take), size, size, 3) and marks.dtype == np.float32
+        np.testing.assert_allclose(marks, raw["landmarks"][take] * size / VIDEO_CROP, rtol=1e-6)
+    assert spread_evenly(10, 3).tolist() == [0, 4, 9] and spread_evenly(2, 5).tolist() == [0, 1]

@@ -29,7 +29,7 @@ def calibration_crops(cache_dir: str, n: int, spec):
     """``n`` crops spread evenly over a cache's entries, as model inputs (N, 3, S, S) float32."""
     import numpy as np
 
-    from fak3zer0.data.cache import FaceCropCache
+    from fak3zer0.data.cache import FaceCropCache, spread_evenly
     from fak3zer0.errors import DatasetError
     from fak3zer0.models.inputs import crops_to_tensor
 
@@ -37,7 +37,7 @@ def calibration_crops(cache_dir: str, n: int, spec):
     entries = cache.filter()
     if not entries:
         raise DatasetError(f"{cache_dir}: no usable entries for calibration")
-    picked = [entries[i] for i in np.unique(np.linspace(0, len(entries) - 1, n).round().astype(int))]
+    picked = [entries[i] for i in spread_evenly(len(entries), n)]
     per = max(1, -(-n // len(picked)))
     crops = np.concatenate([cache.crops(e, spec.size, per) for e in picked])
     return crops_to_tensor(crops[:n], spec).numpy()

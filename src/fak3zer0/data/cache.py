@@ -447,6 +447,24 @@ def _run_pool(todo, out: Path, settings: dict, face_detector: str, workers: int,
 
 # ------------------------------------------------------------------ reading
 
+
+def spread_evenly(n: int, at_most: int | None) -> np.ndarray:
+    """Indices of at most ``at_most`` of ``n`` items, spread evenly from the first to the last (all of
+    them when they fit)."""
+    if at_most is None or n <= at_most:
+        return np.arange(n)
+    return np.unique(np.linspace(0, n - 1, at_most).round().astype(int))
+
+
+def _resized(crops: np.ndarray, size: int) -> np.ndarray:
+    """``crops`` (K, S, S, 3) at ``size`` px, area-resampled when ``S`` differs."""
+    import cv2
+
+    if crops.shape[1] == size:
+        return crops
+    return np.stack([cv2.resize(c, (size, size), interpolation=cv2.INTER_AREA) for c in crops])
+
+
 class FaceCropCache:
     """Read a cache written by :func:`preprocess`.
 
@@ -514,14 +532,16 @@ class FaceCropCache:
     def crops(self, entry: dict | str, size: int, max_crops: int | None = None) -> np.ndarray:
         """An entry's crops as (K, size, size, 3) uint8: at most ``max_crops`` spread evenly over
         the entry, resampled with area interpolation when the cache's crop size differs."""
-        import cv2
-
         crops = self.load(entry)["crops"]
-        if max_crops is not None and len(crops) > max_crops:
-            crops = crops[np.unique(np.linspace(0, len(crops) - 1, max_crops).round().astype(int))]
-        if crops.shape[1] == size:
-            return crops
-        return np.stack([cv2.resize(c, (size, size), interpolation=cv2.INTER_AREA) for c in crops])
+        return _resized(crops[spread_evenly(len(crops), max_crops)], size)
+
+    def crops_with_landmarks(self, entry: dict | str, size: int,
+                             max_crops: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`crops` and the same crops' landmarks, float32 (K, P, 2) in the returned crops' pixels."""
+        z = self.load(entry)
+        take = spread_evenly(len(z["crops"]), max_crops)
+        crops, marks = z["crops"][take], z["landmarks"][take].astype(np.float32)
+        return _resized(crops, size), marks * (size / crops.shape[1])
 
     def samples(self, **filters) -> list[Sample]:
         """Entries (``filter`` arguments) as :class:`Sample` records."""

@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 import torch
 
+from fak3zer0.data.cache import spread_evenly
 from fak3zer0.defaults import CPU_BATCH_SIZE
 from fak3zer0.evaluate.metrics import log_loss, roc_auc, sigmoid
 from fak3zer0.models.inputs import crops_to_tensor
@@ -64,7 +65,7 @@ def load_crops(caches: list[Path], size: int, include: str | None, exclude: str 
                 found = np.load(side)["landmarks"]
                 points = [f if np.isfinite(f).all() else p for f, p in zip(found, points)]
             every = z["crops"]  # read once: each z["crops"] reads the whole array again
-            take = np.unique(np.linspace(0, len(every) - 1, min(len(every), max_crops)).round().astype(int))
+            take = spread_evenly(len(every), max_crops)
             for k in take:
                 c = every[k]
                 scale = size / c.shape[0]
